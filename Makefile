@@ -1,0 +1,57 @@
+# The platform's commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+$(STAMP): requirements/platform.txt requirements/dev.txt fsdl_lib/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "Python 3.11 is required (found $$($(PYTHON) --version)); set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar off -r requirements/platform.txt -r requirements/dev.txt -e fsdl_lib
+	$(BIN)/python -m pip check
+	@touch $@
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv with every pinned dependency (about 7 GB, a few minutes)
+
+.PHONY: up
+up: venv ## Run the platform locally (Airflow, MLflow, web app) on SQLite; Ctrl-C stops it
+	@scripts/up.sh
+
+.PHONY: seed
+seed: venv ## Seed data/raw/intel_scenes from the sample photos if it holds no images
+	@$(BIN)/fsdl seed --sample samples/intel_scenes
+
+.PHONY: test
+test: venv ## Run every test layer (skips count as failures)
+	FSDL_NO_SKIPS=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-lib
+test-lib: venv ## Run the fast library tests only
+	$(BIN)/pytest -m "lib and not slow" $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: venv ## Check style with ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: format
+format: venv ## Format the code with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: clean
+clean: ## Remove caches and derived data (keeps raw data, the venv and MLflow/Airflow state)
+	rm -rf .pytest_cache .ruff_cache data/processed/*
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+	touch data/processed/.gitkeep

@@ -1,0 +1,205 @@
+"""Every environment variable the platform reads, declared once: name, type, default and meaning.
+
+Reading is explicit and has no side effects: importing this module creates no directory and opens
+no connection. Call :func:`load_settings` (or ``Settings.from_env``) where the values are needed.
+
+``fsdl env`` prints the resolved values as shell assignments (the local run modes source them), and
+``fsdl env --doc`` prints this table for people; ``.env.example`` lists the same variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from fsdl_lib.exceptions import ConfigError
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _var(env: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The platform's settings. Relative paths are taken from the working directory."""
+
+    data_dir: Path = _var(
+        "FSDL_DATA_DIR",
+        Path("data"),
+        "Root of raw/, processed/ and feedback/ data (a volume shared by every service).",
+    )
+    storage_dir: Path = _var(
+        "FSDL_STORAGE_DIR",
+        Path("storage"),
+        "Root of service state: the MLflow database and artifacts, Airflow's local home, logs.",
+    )
+    offline_weights: bool = _var(
+        "FSDL_OFFLINE_WEIGHTS",
+        False,
+        "Use deterministic random ResNet50 weights instead of ImageNet ones (tests, offline demos).",
+    )
+    weights_seed: int = _var(
+        "FSDL_WEIGHTS_SEED", 0, "Seed of the random weights used when FSDL_OFFLINE_WEIGHTS is on."
+    )
+    weights_download: bool = _var(
+        "FSDL_WEIGHTS_DOWNLOAD",
+        True,
+        "Allow downloading the ImageNet weights into TORCH_HOME when they are not cached.",
+    )
+    image_size: int = _var(
+        "FSDL_IMAGE_SIZE", 224, "Side in pixels that images are resized to before ResNet50."
+    )
+    device: str = _var(
+        "FSDL_DEVICE", "auto", "Torch device for feature extraction: auto, cpu, cuda or cuda:N."
+    )
+    batch_size: int = _var(
+        "FSDL_BATCH_SIZE", 0, "Images per ResNet50 forward pass; 0 picks one for the device."
+    )
+    max_image_pixels: int = _var(
+        "FSDL_MAX_IMAGE_PIXELS",
+        25_000_000,
+        "Largest image (width x height) accepted; protects against decompression bombs.",
+    )
+    mlflow_tracking_uri: str = _var(
+        "MLFLOW_TRACKING_URI",
+        "",
+        "MLflow tracking server used by every client; empty means http://FSDL_BIND_HOST:MLFLOW_PORT.",
+    )
+    scenes_model_name: str = _var(
+        "FSDL_SCENES_MODEL_NAME", "intel-scenes", "Registered model name of the scene classifier."
+    )
+    scenes_experiment: str = _var(
+        "FSDL_SCENES_EXPERIMENT", "intel-scenes", "MLflow experiment of the scene training runs."
+    )
+    wine_model_name: str = _var(
+        "FSDL_WINE_MODEL_NAME", "wine-quality", "Registered model name of the wine regressor."
+    )
+    wine_experiment: str = _var(
+        "FSDL_WINE_EXPERIMENT", "wine-quality", "MLflow experiment of the wine training runs."
+    )
+    code_version: str = _var(
+        "FSDL_CODE_VERSION",
+        "",
+        "Code version recorded with every run; empty means the git commit, else the fsdl_lib version.",
+    )
+    bind_host: str = _var("FSDL_BIND_HOST", "127.0.0.1", "Address the local services listen on.")
+    airflow_port: int = _var("AIRFLOW_PORT", 8080, "Port of the Airflow UI and REST API.")
+    mlflow_port: int = _var("MLFLOW_PORT", 5000, "Port of the MLflow UI and tracking server.")
+    webapp_port: int = _var("WEBAPP_PORT", 8000, "Port of the web app.")
+    flower_port: int = _var("FLOWER_PORT", 5555, "Port of Flower (distributed modes only).")
+    airflow_admin_user: str = _var(
+        "AIRFLOW_ADMIN_USER", "admin", "Login of the Airflow admin user the local modes create."
+    )
+    airflow_admin_password: str = _var(
+        "AIRFLOW_ADMIN_PASSWORD", "admin", "Password of that user; change it outside a laptop."
+    )
+    torch_home: Path = _var(
+        "TORCH_HOME",
+        Path.home() / ".cache" / "torch",
+        "Where torch caches downloaded weights (read by torch itself).",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.mlflow_tracking_uri:
+            uri = f"http://{self.bind_host}:{self.mlflow_port}"
+            object.__setattr__(self, "mlflow_tracking_uri", uri)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: ``os.environ``); unset variables keep defaults."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None:
+                values[f.name] = _parse(f.metadata["env"], raw, hints[f.name])
+        return cls(**values)
+
+    # Paths derived from the two roots; one place names each folder.
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.data_dir / "processed"
+
+    @property
+    def feedback_dir(self) -> Path:
+        return self.data_dir / "feedback"
+
+    @property
+    def scenes_raw_dir(self) -> Path:
+        """``<split>/<class>/<image>`` folders of the scene dataset."""
+        return self.raw_dir / "intel_scenes"
+
+    @property
+    def scenes_feedback_dir(self) -> Path:
+        return self.feedback_dir / "intel_scenes"
+
+    @property
+    def wine_csv(self) -> Path:
+        return self.raw_dir / "wine" / "winequality-red.csv"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.storage_dir / "mlflow"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Shorthand for :meth:`Settings.from_env`."""
+    return Settings.from_env(environ)
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """(name, default as text, meaning) of every variable, in declaration order."""
+    return [(f.metadata["env"], _format(f.default), f.metadata["doc"]) for f in dataclasses.fields(Settings)]
+
+
+def as_environment(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, paths made absolute (for child processes)."""
+    env: dict[str, str] = {}
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, Path):
+            value = value.expanduser().absolute()
+        env[f.metadata["env"]] = _format(value)
+    return env
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    text = raw.strip()
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(name, raw, "a boolean (1/0, true/false, yes/no, on/off)")
+    if kind is int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise ConfigError(name, raw, "an integer") from None
+        if number < 0:
+            raise ConfigError(name, raw, "a non-negative integer")
+        return number
+    if kind is Path:
+        if not text:
+            raise ConfigError(name, raw, "a path")
+        return Path(text).expanduser()
+    return text

@@ -1,0 +1,86 @@
+"""Image folders as datasets: scanning a split, its version, and its manifest.
+
+A split is a folder of ``<class>/<image>`` files. Its *version* is the sha256 over the sorted
+(relative path, label, sha256 of the bytes) of its files, so the same files give the same version on
+any machine and in any process, and one changed byte, label or name gives a new one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsdl_lib.classes import SCENE_CLASSES
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+MANIFEST_FIELDS = ("path", "label", "sha256")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, order=True)
+class ImageRecord:
+    """One file of a split: its path relative to the split root (POSIX), label and content hash."""
+
+    path: str
+    label: str
+    sha256: str
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def scan_split(root: Path, classes: Sequence[str] = SCENE_CLASSES) -> list[ImageRecord]:
+    """Records of every image file under ``root/<class>/``, sorted by path.
+
+    Only the named class folders are read; hidden files and other suffixes are ignored. Whether a
+    file really decodes is checked later, when its features are extracted.
+    """
+    records = []
+    for label in classes:
+        folder = root / label
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if path.is_file():
+                records.append(ImageRecord(f"{label}/{path.name}", label, file_sha256(path)))
+    return sorted(records)
+
+
+def dataset_version(records: Iterable[ImageRecord]) -> str:
+    """sha256 over the sorted (path, label, sha256) triples; independent of input order."""
+    digest = hashlib.sha256()
+    for record in sorted(records):
+        # One JSON array a line: unambiguous whatever characters a file name holds.
+        line = json.dumps([record.path, record.label, record.sha256], ensure_ascii=True)
+        digest.update(line.encode("ascii") + b"\n")
+    return digest.hexdigest()
+
+
+def manifest_csv(records: Iterable[ImageRecord]) -> str:
+    """The records as CSV text with a header (``path,label,sha256``), sorted by path."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_FIELDS)
+    for record in sorted(records):
+        writer.writerow([record.path, record.label, record.sha256])
+    return buffer.getvalue()
+
+
+def parse_manifest(text: str) -> list[ImageRecord]:
+    """Inverse of :func:`manifest_csv`."""
+    reader = csv.DictReader(io.StringIO(text))
+    if tuple(reader.fieldnames or ()) != MANIFEST_FIELDS:
+        raise ValueError(f"manifest header must be {','.join(MANIFEST_FIELDS)}")
+    return [ImageRecord(row["path"], row["label"], row["sha256"]) for row in reader]

@@ -1,0 +1,49 @@
+"""The library's exceptions. Everything it raises on purpose is an :class:`FsdlError`."""
+
+from __future__ import annotations
+
+
+class FsdlError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ConfigError(FsdlError, ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        super().__init__(f"{name}={value!r} is not valid: expected {expected}")
+        self.name = name
+        self.value = value
+        self.expected = expected
+
+
+class InvalidImageError(FsdlError, ValueError):
+    """Data that is not a usable JPEG or PNG image."""
+
+    def __init__(self, reason: str, *, source: str | None = None) -> None:
+        message = f"{source}: {reason}" if source else reason
+        super().__init__(message)
+        self.reason = reason
+        self.source = source
+
+
+class WeightsUnavailableError(FsdlError):
+    """The pretrained backbone weights are neither cached nor downloadable."""
+
+
+class FeatureCacheError(FsdlError):
+    """A feature cache file exists but cannot be read."""
+
+
+class ModelNotFoundError(FsdlError, LookupError):
+    """No registered model version answers to the requested name and alias."""
+
+    def __init__(self, name: str, alias: str, detail: str = "") -> None:
+        message = f"no version of model {name!r} has the alias {alias!r}"
+        super().__init__(f"{message}: {detail}" if detail else message)
+        self.name = name
+        self.alias = alias
+
+
+class RegistrationError(FsdlError):
+    """A model version could not be registered completely (nothing was left half-done)."""

@@ -1,0 +1,247 @@
+"""An incremental, crash-safe cache of backbone features for one data split.
+
+``FeatureStore(path).update(split_root, extractor)`` brings the cache in line with the files:
+
+* files whose (path, label, content hash) are already cached keep their features;
+* new or changed files are decoded and extracted, ``extractor.batch_size`` at a time;
+* files that disappeared, or moved to another label, drop out;
+* a file that does not decode is reported and skipped; the others go on;
+* a cache written by another backbone is discarded, never mixed in.
+
+Every write is atomic (temporary file, fsync, rename), and long runs write a checkpoint every
+``checkpoint_seconds``: a killed run leaves the previous cache, or a newer checkpoint, readable, and
+the next run resumes from it. An advisory lock keeps two processes from updating one cache at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import numpy as np
+
+from fsdl_lib._atomic import atomic_write_bytes
+from fsdl_lib._progress import Progress
+from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_lib.dataset import ImageRecord, dataset_version, scan_split
+from fsdl_lib.exceptions import FeatureCacheError, InvalidImageError
+from fsdl_lib.images import DEFAULT_MAX_PIXELS, load_image
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT: Final = 1
+
+
+class Extractor(Protocol):
+    """What the store needs of a feature extractor (``FeatureExtractor`` is one)."""
+
+    id: str
+    batch_size: int
+
+    def extract(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Features of a split: row ``i`` of :attr:`features` belongs to ``records[i]``."""
+
+    records: tuple[ImageRecord, ...]
+    features: np.ndarray
+    extractor_id: str
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([record.label for record in self.records], dtype=str)
+
+    @property
+    def version(self) -> str:
+        return dataset_version(self.records)
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What one :meth:`FeatureStore.update` did."""
+
+    version: str
+    total: int
+    extracted: int
+    reused: int
+    removed: int
+    skipped: tuple[tuple[str, str], ...] = field(default=())
+
+    def __str__(self) -> str:
+        return (
+            f"{self.total} images ({self.extracted} extracted, {self.reused} reused, "
+            f"{self.removed} removed, {len(self.skipped)} skipped), dataset version {self.version[:12]}"
+        )
+
+
+class FeatureStore:
+    """The feature cache of one split, stored in one ``.npz`` file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> FeatureSet:
+        """Read the cache; raise :class:`FeatureCacheError` if it is missing or unreadable."""
+        if not self.path.is_file():
+            raise FeatureCacheError(f"no feature cache at {self.path}")
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+                features = npz["features"]
+                paths, labels, hashes = npz["paths"], npz["labels"], npz["sha256"]
+        except Exception as exc:
+            raise FeatureCacheError(f"feature cache {self.path} is unreadable ({exc})") from exc
+        if meta.get("format") != CACHE_FORMAT:
+            raise FeatureCacheError(f"feature cache {self.path} has unknown format {meta.get('format')!r}")
+        n = len(paths)
+        if features.ndim != 2 or features.shape[0] != n or len(labels) != n or len(hashes) != n:
+            raise FeatureCacheError(f"feature cache {self.path} is inconsistent")
+        records = tuple(
+            ImageRecord(str(p), str(label), str(h)) for p, label, h in zip(paths, labels, hashes, strict=True)
+        )
+        return FeatureSet(records, features.astype(np.float32, copy=False), str(meta["extractor_id"]))
+
+    def save(self, feature_set: FeatureSet) -> None:
+        """Write ``feature_set`` atomically."""
+        records, features = feature_set.records, feature_set.features
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            meta=np.array(json.dumps({"format": CACHE_FORMAT, "extractor_id": feature_set.extractor_id})),
+            features=np.asarray(features, dtype=np.float32),
+            paths=np.array([r.path for r in records], dtype=str),
+            labels=np.array([r.label for r in records], dtype=str),
+            sha256=np.array([r.sha256 for r in records], dtype=str),
+        )
+        atomic_write_bytes(self.path, buffer.getvalue())
+
+    def update(
+        self,
+        root: Path,
+        extractor: Extractor,
+        *,
+        classes: Sequence[str] = SCENE_CLASSES,
+        checkpoint_seconds: float = 60.0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> tuple[FeatureSet, UpdateReport]:
+        """Bring the cache in line with the images under ``root/<class>/``; return it and a report."""
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"split folder {root} does not exist")
+        with self._locked():
+            records = scan_split(root, classes)
+            previous = self._previous(extractor.id)
+            cached = {record: row for row, record in enumerate(previous.records)} if previous else {}
+            keep = [record for record in records if record in cached]
+            todo = [record for record in records if record not in cached]
+            removed = len(cached) - len(keep)
+            dim = previous.features.shape[1] if previous else 0
+            kept_rows = previous.features[[cached[r] for r in keep]] if previous else np.empty((0, dim))
+            log.info(
+                "%s: %d images, %d cached, %d to extract, %d dropped",
+                root,
+                len(records),
+                len(keep),
+                len(todo),
+                removed,
+            )
+
+            new_records: list[ImageRecord] = []
+            new_rows: list[np.ndarray] = []
+            skipped: list[tuple[str, str]] = []
+
+            def current() -> FeatureSet:
+                rows = [kept_rows, *new_rows] if len(kept_rows) else new_rows
+                stacked = np.concatenate(rows) if rows else np.empty((0, dim), dtype=np.float32)
+                unsorted = keep + new_records
+                order = sorted(range(len(unsorted)), key=unsorted.__getitem__)
+                return FeatureSet(
+                    tuple(unsorted[i] for i in order),
+                    stacked[order].astype(np.float32, copy=False),
+                    extractor.id,
+                )
+
+            last_checkpoint = time.monotonic()
+            with Progress(len(todo), f"extracting {root.name}", logger=log) as progress:
+                for start in range(0, len(todo), extractor.batch_size):
+                    batch = todo[start : start + extractor.batch_size]
+                    images, decoded = [], []
+                    for record in batch:
+                        try:
+                            images.append(load_image(root / record.path, max_pixels=max_pixels))
+                            decoded.append(record)
+                        except InvalidImageError as exc:
+                            log.warning("skipping %s: %s", record.path, exc.reason)
+                            skipped.append((record.path, exc.reason))
+                    if images:
+                        new_rows.append(extractor.extract(images))
+                        new_records.extend(decoded)
+                    progress.update(len(batch))
+                    if time.monotonic() - last_checkpoint >= checkpoint_seconds and start + len(batch) < len(
+                        todo
+                    ):
+                        self.save(current())
+                        last_checkpoint = time.monotonic()
+                        log.info("checkpoint written: %d of %d new images", len(new_records), len(todo))
+
+            result = current()
+            if todo or removed or previous is None:
+                self.save(result)
+            report = UpdateReport(
+                version=result.version,
+                total=len(result),
+                extracted=len(new_records),
+                reused=len(keep),
+                removed=removed,
+                skipped=tuple(skipped),
+            )
+            log.info("%s: %s", self.path.name, report)
+            return result, report
+
+    def _previous(self, extractor_id: str) -> FeatureSet | None:
+        if not self.path.exists():
+            return None
+        try:
+            previous = self.load()
+        except FeatureCacheError as exc:
+            log.warning("%s; rebuilding it from the images", exc)
+            return None
+        if previous.extractor_id != extractor_id:
+            log.warning(
+                "feature cache %s was built by %s, not %s; rebuilding it",
+                self.path,
+                previous.extractor_id,
+                extractor_id,
+            )
+            return None
+        return previous
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[Any]:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield handle
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,84 @@
+"""Decoding and validating images: the same rules for training files and web uploads.
+
+An image is accepted only if its bytes decode completely as JPEG or PNG; the file name and any
+declared content type are ignored. Anything else raises :class:`InvalidImageError`.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Final
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fsdl_lib.exceptions import InvalidImageError
+
+ACCEPTED_FORMATS: Final[tuple[str, ...]] = ("JPEG", "PNG")
+"""Pillow format names of the accepted encodings."""
+
+EXTENSIONS: Final[dict[str, str]] = {"JPEG": "jpg", "PNG": "png"}
+"""File extension used when storing an image of each accepted format."""
+
+DEFAULT_MAX_PIXELS: Final[int] = 25_000_000
+
+
+def read_source(source: bytes | str | Path) -> tuple[bytes, str | None]:
+    """Return the bytes of ``source`` and a name to use in error messages."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source), None
+    path = Path(source)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read file ({exc.strerror})", source=str(path)) from exc
+
+
+def detect_format(data: bytes) -> str:
+    """Return ``"JPEG"`` or ``"PNG"`` from the header of ``data`` (no full decode)."""
+    if not data:
+        raise InvalidImageError("empty file")
+    try:
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+            return str(image.format)
+    except UnidentifiedImageError:
+        raise InvalidImageError("not a JPEG or PNG image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImageError(f"unreadable image header ({exc})") from None
+
+
+def load_image(source: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``source`` (bytes or a path) into an RGB image, upright per its EXIF orientation.
+
+    Raises :class:`InvalidImageError` for anything that is not a complete JPEG or PNG image, and
+    for images larger than ``max_pixels`` (checked from the header, before decoding).
+    """
+    data, name = read_source(source)
+    try:
+        image_format = detect_format(data)
+    except InvalidImageError as exc:
+        raise InvalidImageError(exc.reason, source=name) from None
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check warns below its hard limit; ours is explicit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=(image_format,)) as image:
+                width, height = image.size
+                if width < 1 or height < 1:
+                    raise InvalidImageError("image has no pixels", source=name)
+                if width * height > max_pixels:
+                    raise InvalidImageError(
+                        f"image is {width}x{height} = {width * height} pixels, "
+                        f"more than the limit of {max_pixels}",
+                        source=name,
+                    )
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                return upright.convert("RGB")
+    except InvalidImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InvalidImageError(f"image too large ({exc})", source=name) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImageError(f"truncated or corrupt {image_format} data ({exc})", source=name) from None

@@ -1,0 +1,243 @@
+"""MLflow helpers shared by the DAGs and the web app.
+
+Serving always goes through an alias (``models:/<name>@production``), never a version number or a
+stage. Registration is all or nothing: a version whose aliases cannot be set is deleted again and
+the aliases go back to where they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from fsdl_lib.dataset import ImageRecord, dataset_version, manifest_csv
+from fsdl_lib.exceptions import ModelNotFoundError, RegistrationError
+
+if TYPE_CHECKING:
+    from mlflow import ActiveRun, MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+TAG_DATASET_VERSION: Final = "dataset_version"
+TAG_BACKBONE_ID: Final = "backbone_id"
+TAG_CODE_VERSION: Final = "code_version"
+TAG_DAG_RUN_ID: Final = "airflow_dag_run_id"
+TAG_TASK_KEY: Final = "airflow_task_key"
+ALIAS_CHALLENGER: Final = "challenger"
+ALIAS_PRODUCTION: Final = "production"
+
+
+def _client(client: MlflowClient | None) -> MlflowClient:
+    if client is not None:
+        return client
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def get_or_create_experiment(name: str, *, client: MlflowClient | None = None) -> str:
+    """Return the id of experiment ``name``, creating (or restoring) it if needed.
+
+    Safe when several tasks race to create the same experiment: the loser of the race reads the
+    winner's experiment instead of failing.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _client(client)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return str(client.create_experiment(name))
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:  # deleted between the two calls
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        log.warning("experiment %r was deleted; restoring it", name)
+        client.restore_experiment(experiment.experiment_id)
+    return str(experiment.experiment_id)
+
+
+def code_version(configured: str = "") -> str:
+    """``configured`` if set, else the git commit of this checkout, else the library version."""
+    if configured:
+        return configured
+    from fsdl_lib import __version__
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"fsdl_lib-{__version__}"
+    return f"git-{commit}" if commit else f"fsdl_lib-{__version__}"
+
+
+@contextlib.contextmanager
+def task_run(
+    experiment_id: str,
+    *,
+    task_key: str,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    client: MlflowClient | None = None,
+) -> Iterator[ActiveRun]:
+    """An MLflow run owned by one task attempt; it always ends FINISHED or FAILED.
+
+    ``mlflow.start_run`` already marks the run FAILED when the body raises (a task timeout or a
+    termination included). A run left RUNNING by an attempt that was killed outright is closed
+    as FAILED here, by its ``task_key`` tag, before the retry opens its own.
+    """
+    import mlflow
+
+    client = _client(client)
+    stale = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.{TAG_TASK_KEY} = '{task_key}' and attributes.status = 'RUNNING'",
+    )
+    for run in stale:
+        log.warning("closing run %s left RUNNING by an earlier attempt as FAILED", run.info.run_id)
+        client.set_terminated(run.info.run_id, "FAILED")
+    all_tags = {**(tags or {}), TAG_TASK_KEY: task_key}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
+        yield run
+
+
+def log_dataset(records: Iterable[ImageRecord], *, context: str, name: str) -> str:
+    """Log a split with the active run: its version (tag and input) and its manifest (artifact).
+
+    Returns the dataset version. ``context`` is the split's role, such as ``train`` or ``test``.
+    """
+    import mlflow
+    import pandas as pd
+
+    records = sorted(records)
+    version = dataset_version(records)
+    mlflow.set_tag(f"{TAG_DATASET_VERSION}.{context}", version)
+    mlflow.log_text(manifest_csv(records), f"datasets/{context}_manifest.csv")
+    frame = pd.DataFrame([(r.path, r.label, r.sha256) for r in records], columns=["path", "label", "sha256"])
+    dataset = mlflow.data.from_pandas(frame, name=name, targets="label", digest=version[:32])
+    mlflow.log_input(dataset, context=context)
+    return version
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded from the registry with the version that answered."""
+
+    model: Any
+    version: ModelVersion
+
+    @property
+    def name(self) -> str:
+        return str(self.version.name)
+
+    @property
+    def number(self) -> str:
+        return str(self.version.version)
+
+
+def resolve_alias(name: str, alias: str, *, client: MlflowClient | None = None) -> ModelVersion:
+    """The version of ``name`` that ``alias`` points to; :class:`ModelNotFoundError` if none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client(client).get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            raise ModelNotFoundError(name, alias, exc.message) from None
+        raise
+
+
+def load_model(
+    name: str, alias: str, *, flavor: str = "sklearn", client: MlflowClient | None = None
+) -> LoadedModel:
+    """Resolve ``models:/<name>@<alias>`` and load that exact version with ``flavor``.
+
+    The alias is resolved once and the version loaded by number, so the model and the version
+    reported with it always agree even when the alias moves during the load.
+    """
+    import importlib
+
+    version = resolve_alias(name, alias, client=client)
+    loader = importlib.import_module(f"mlflow.{flavor}")
+    model = loader.load_model(f"models:/{name}/{version.version}")
+    return LoadedModel(model, version)
+
+
+def register_version(
+    model_uri: str,
+    name: str,
+    *,
+    aliases: Iterable[str] = (),
+    tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+    await_seconds: int = 300,
+    client: MlflowClient | None = None,
+) -> ModelVersion:
+    """Register ``model_uri`` as a new version of ``name`` with ``tags`` and point ``aliases`` at it.
+
+    All or nothing: if the version does not become READY or an alias cannot be set, the version is
+    deleted, aliases already moved go back to their previous versions, and
+    :class:`RegistrationError` says what failed. With ``run_id``, a retry is idempotent: a READY
+    version already registered from that run is reused instead of registering a second one.
+    """
+    import mlflow
+
+    client = _client(client)
+    aliases = list(aliases)
+    if run_id is not None:
+        for existing in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+            if existing.status == "READY":
+                log.info("run %s is already version %s of %s; reusing it", run_id, existing.version, name)
+                for alias in aliases:
+                    client.set_registered_model_alias(name, alias, existing.version)
+                return client.get_model_version(name, existing.version)
+    version = mlflow.register_model(
+        model_uri, name, await_registration_for=await_seconds, tags=dict(tags or {})
+    )
+    previous: dict[str, str | None] = {}
+    try:
+        if version.status != "READY":
+            raise RegistrationError(f"version {version.version} of {name!r} is {version.status}, not READY")
+        for alias in aliases:
+            try:
+                previous[alias] = str(resolve_alias(name, alias, client=client).version)
+            except ModelNotFoundError:
+                previous[alias] = None
+            client.set_registered_model_alias(name, alias, version.version)
+    except Exception as exc:
+        _roll_back(client, name, version.version, previous)
+        if isinstance(exc, RegistrationError):
+            raise
+        raise RegistrationError(f"registering {model_uri} as {name!r} failed and was undone: {exc}") from exc
+    log.info("registered %s version %s with aliases %s", name, version.version, aliases or "none")
+    return client.get_model_version(name, version.version)
+
+
+def _roll_back(client: MlflowClient, name: str, number: str, previous: Mapping[str, str | None]) -> None:
+    for alias, old in previous.items():
+        try:
+            if old is None:
+                client.delete_registered_model_alias(name, alias)
+            else:
+                client.set_registered_model_alias(name, alias, old)
+        except Exception:
+            log.exception("could not restore alias %r of %s", alias, name)
+    try:
+        client.delete_model_version(name, number)
+    except Exception:
+        log.exception("could not delete half-registered version %s of %s", number, name)

@@ -1,0 +1,62 @@
+import shutil
+import subprocess
+import sys
+
+from fsdl_lib.dataset import ImageRecord, dataset_version, manifest_csv, parse_manifest, scan_split
+
+VERSION_OF = (
+    "import sys; from pathlib import Path; from fsdl_lib.dataset import scan_split, dataset_version; "
+    "print(dataset_version(scan_split(Path(sys.argv[1]))))"
+)
+
+
+def version_in_new_process(split) -> str:
+    command = [sys.executable, "-c", VERSION_OF, str(split)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_same_files_same_version_in_two_processes(scene_split):
+    first, second = version_in_new_process(scene_split), version_in_new_process(scene_split)
+    assert first == second == dataset_version(scan_split(scene_split))
+    assert len(first) == 64
+
+
+def test_one_changed_byte_gives_a_new_version(scene_split):
+    before = dataset_version(scan_split(scene_split))
+    photo = next((scene_split / "sea").iterdir())
+    data = bytearray(photo.read_bytes())
+    data[-3] ^= 0x01
+    photo.write_bytes(bytes(data))
+    assert dataset_version(scan_split(scene_split)) != before
+
+
+def test_one_changed_label_gives_a_new_version(scene_split):
+    before = dataset_version(scan_split(scene_split))
+    photo = next((scene_split / "sea").iterdir())
+    shutil.move(photo, scene_split / "glacier" / photo.name)
+    assert dataset_version(scan_split(scene_split)) != before
+
+
+def test_version_ignores_order_and_stray_files(scene_split):
+    records = scan_split(scene_split)
+    (scene_split / "sea" / "notes.txt").write_text("x")
+    (scene_split / "sea" / ".hidden.jpg").write_bytes(b"x")
+    (scene_split / "unknown_class").mkdir()
+    (scene_split / "unknown_class" / "a.jpg").write_bytes(b"x")
+    assert scan_split(scene_split) == records
+    assert dataset_version(reversed(records)) == dataset_version(records)
+
+
+def test_records_and_manifest(scene_split):
+    records = scan_split(scene_split)
+    assert len(records) == 24
+    assert records[0].path.startswith("buildings/")
+    assert {r.label for r in records} == {"buildings", "forest", "glacier", "mountain", "sea", "street"}
+    assert parse_manifest(manifest_csv(records)) == records
+
+
+def test_version_is_unambiguous_for_odd_names():
+    a = [ImageRecord("a,b/c.jpg", "sea", "0" * 64)]
+    b = [ImageRecord("a", "b/c.jpg,sea", "0" * 64)]
+    assert dataset_version(a) != dataset_version(b)

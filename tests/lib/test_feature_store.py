@@ -1,0 +1,169 @@
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fsdl_lib._atomic import atomic_writer
+from fsdl_lib.dataset import dataset_version, scan_split
+from fsdl_lib.exceptions import FeatureCacheError
+from fsdl_lib.feature_store import FeatureStore
+
+
+def test_first_run_extracts_everything(scene_split, tmp_path, counting):
+    store = FeatureStore(tmp_path / "cache" / "train.npz")
+    features, report = store.update(scene_split, counting)
+    assert counting.images == 24
+    assert (report.total, report.extracted, report.reused, report.removed) == (24, 24, 0, 0)
+    assert features.features.shape == (24, 2048)
+    assert report.version == dataset_version(scan_split(scene_split)) == features.version
+    loaded = store.load()
+    assert loaded.records == features.records
+    np.testing.assert_array_equal(loaded.features, features.features)
+
+
+def test_adding_one_image_extracts_exactly_one(scene_split, tmp_path, counting, sample_dir):
+    store = FeatureStore(tmp_path / "train.npz")
+    before, _ = store.update(scene_split, counting)
+    counting.images = 0
+    new_photo = sorted((sample_dir / "sea").glob("*.jpg"))[-1]
+    shutil.copy(new_photo, scene_split / "sea" / new_photo.name)
+    after, report = store.update(scene_split, counting)
+    assert counting.images == 1
+    assert (report.extracted, report.reused, report.total) == (1, 24, 25)
+    assert after.version != before.version
+    # Rows of the unchanged images are the cached ones, untouched.
+    old = dict(zip(before.records, before.features, strict=True))
+    for record, row in zip(after.records, after.features, strict=True):
+        if record in old:
+            np.testing.assert_array_equal(row, old[record])
+
+
+def test_nothing_new_extracts_nothing(scene_split, tmp_path, counting):
+    store = FeatureStore(tmp_path / "train.npz")
+    store.update(scene_split, counting)
+    counting.images = 0
+    _, report = store.update(scene_split, counting)
+    assert counting.images == 0
+    assert report.reused == 24
+
+
+def test_removed_and_relabelled_files_drop_out(scene_split, tmp_path, counting):
+    store = FeatureStore(tmp_path / "train.npz")
+    store.update(scene_split, counting)
+    gone = sorted((scene_split / "forest").iterdir())[0]
+    gone.unlink()
+    moved = sorted((scene_split / "sea").iterdir())[0]
+    shutil.move(moved, scene_split / "glacier" / moved.name)
+    counting.images = 0
+    features, report = store.update(scene_split, counting)
+    assert counting.images == 1  # the relabelled one, under its new label
+    assert report.removed == 2
+    paths = {r.path for r in features.records}
+    assert f"forest/{gone.name}" not in paths
+    assert f"sea/{moved.name}" not in paths
+    assert f"glacier/{moved.name}" in paths
+    assert len(features) == 23
+
+
+def test_corrupt_image_is_skipped_and_the_rest_go_on(scene_split, tmp_path, counting):
+    (scene_split / "street" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (scene_split / "street" / "text.jpg").write_text("hello")
+    features, report = FeatureStore(tmp_path / "train.npz").update(scene_split, counting)
+    assert len(features) == 24
+    assert sorted(path for path, _ in report.skipped) == ["street/broken.jpg", "street/text.jpg"]
+    assert all(reason for _, reason in report.skipped)
+
+
+def test_cache_of_another_backbone_is_rebuilt(scene_split, tmp_path, counting, small_extractor):
+    store = FeatureStore(tmp_path / "train.npz")
+    store.update(scene_split, counting)
+
+    class Other:
+        id = "resnet50:other:resize64"
+        batch_size = 8
+
+        def extract(self, images):
+            return small_extractor.extract(images)
+
+    _, report = store.update(scene_split, Other())
+    assert report.extracted == 24
+    assert store.load().extractor_id == "resnet50:other:resize64"
+
+
+def test_corrupt_cache_is_reported_and_rebuilt(scene_split, tmp_path, counting):
+    path = tmp_path / "train.npz"
+    path.write_bytes(b"garbage")
+    with pytest.raises(FeatureCacheError, match="unreadable"):
+        FeatureStore(path).load()
+    _, report = FeatureStore(path).update(scene_split, counting)
+    assert report.extracted == 24
+    assert len(FeatureStore(path).load()) == 24
+
+
+def test_failed_write_leaves_the_old_file(tmp_path):
+    path = tmp_path / "cache.npz"
+    path.write_bytes(b"old")
+
+    def crash_mid_write():
+        with atomic_writer(path) as handle:
+            handle.write(b"partial new conte")
+            raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError):
+        crash_mid_write()
+    assert path.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from fsdl_lib.feature_store import FeatureStore
+    from fsdl_lib.features import FeatureExtractor
+
+    inner = FeatureExtractor(offline_weights=True, image_size=64, batch_size=4, device="cpu")
+
+    class DiesOnThirdBatch:
+        id, batch_size, calls = inner.id, 4, 0
+        def extract(self, images):
+            self.calls += 1
+            if self.calls == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return inner.extract(images)
+
+    FeatureStore(Path(sys.argv[2])).update(Path(sys.argv[1]), DiesOnThirdBatch(), checkpoint_seconds=0)
+    """
+)
+
+
+def test_killed_extraction_leaves_a_readable_cache_and_resumes(scene_split, tmp_path, counting, sample_dir):
+    cache = tmp_path / "train.npz"
+    store = FeatureStore(cache)
+    before, _ = store.update(scene_split, counting)
+    for label in ("forest", "sea", "street"):  # 3 x 4 = 12 new images = 3 batches of 4
+        for photo in sorted((sample_dir / label).glob("*.jpg"))[-4:]:
+            shutil.copy(photo, scene_split / label / photo.name)
+
+    child = subprocess.run([sys.executable, "-c", KILLED_RUN, str(scene_split), str(cache)], check=False)
+    assert child.returncode == -9
+
+    survived = store.load()  # readable, and holds the old images plus the checkpointed batches
+    assert set(before.records) <= set(survived.records)
+    assert len(survived) == 24 + 8
+    assert not [p for p in cache.parent.iterdir() if p.name.endswith(".tmp")]
+
+    counting.images = 0
+    features, report = store.update(scene_split, counting)
+    assert counting.images == 4
+    assert report.total == 36
+    assert features.version == dataset_version(scan_split(scene_split))
+
+
+def test_missing_split_folder_is_an_error(tmp_path, counting):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        FeatureStore(tmp_path / "x.npz").update(Path(tmp_path / "absent"), counting)
