@@ -71,14 +71,22 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    """SIGTERM the process group of ``proc`` and wait until every member is gone (then SIGKILL)."""
+    deadline = time.monotonic() + timeout
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        while time.monotonic() < deadline or sig == signal.SIGKILL:
+            proc.poll()
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                proc.wait()
+                return
+            time.sleep(0.2)
+    proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ class Platform:
         self.env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("FSDL_", "AIRFLOW", "MLFLOW_"))
+            if not key.startswith(("FSDL_", "AIRFLOW", "MLFLOW_", "TORCH_HOME"))
         }
         self.env.update(
             FSDL_DATA_DIR=str(tmp / "data"),
@@ -33,6 +33,7 @@ class Platform:
             AIRFLOW_PORT=str(self.airflow_port),
             MLFLOW_PORT=str(self.mlflow_port),
             AIRFLOW_ADMIN_PASSWORD="s3cret-for-test",
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / "up.log"
@@ -86,6 +87,14 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         stop_process_group(platform.proc)
 
 
+def group_is_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def dag_ids_in_folder() -> set[str]:
     return {path.stem for path in (ROOT / "dags").glob("*.py") if not path.name.startswith("_")}
 
@@ -127,9 +136,10 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform) ->
 
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends
     assert proc.wait(timeout=60) is not None
-    time.sleep(1)
-    leftovers = subprocess.run(["pgrep", "-f", str(platform.tmp)], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", "processes survived Ctrl-C"
+    deadline = time.monotonic() + 30
+    while not group_is_gone(proc.pid):
+        assert time.monotonic() < deadline, "processes of the platform survived Ctrl-C"
+        time.sleep(0.5)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{platform.airflow}/api/v2/monitor/health", timeout=5)
 
