@@ -18,9 +18,7 @@ def test_seeds_train_and_test_from_the_sample(sample_dir, tmp_path):
 def test_seed_is_the_same_everywhere_and_never_overwrites(sample_dir, tmp_path):
     seed_scenes(sample_dir, tmp_path / "a")
     seed_scenes(sample_dir, tmp_path / "b")
-    assert dataset_version(scan_split(tmp_path / "a" / "test")) == dataset_version(
-        scan_split(tmp_path / "b" / "test")
-    )
+    assert dataset_version(scan_split(tmp_path / "a" / "test")) == dataset_version(scan_split(tmp_path / "b" / "test"))
     again = seed_scenes(sample_dir, tmp_path / "a")
     assert not again.seeded
     assert "already holds images" in again.reason
@@ -46,8 +44,6 @@ def test_cli_seed_and_env(tmp_path, sample_dir):
     )
     assert f"export FSDL_DATA_DIR={tmp_path / 'data'}" in out.stdout
     assert "export FSDL_IMAGE_SIZE=160" in out.stdout
-    bad = subprocess.run(
-        [*run, "env"], env={**env, "FSDL_IMAGE_SIZE": "huge"}, capture_output=True, text=True
-    )
+    bad = subprocess.run([*run, "env"], env={**env, "FSDL_IMAGE_SIZE": "huge"}, capture_output=True, text=True)
     assert bad.returncode == 2
     assert "FSDL_IMAGE_SIZE='huge' is not valid" in bad.stderr

@@ -33,9 +33,7 @@ def logged_model_uri(mlflow_server) -> str:
     model = LogisticRegression().fit(x, y)
     mlflow.set_experiment(get_or_create_experiment("tracking-tests"))
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model, name="model", input_example=x[:2], pip_requirements=["scikit-learn"]
-        )
+        info = mlflow.sklearn.log_model(model, name="model", input_example=x[:2], pip_requirements=["scikit-learn"])
     return info.model_uri
 
 

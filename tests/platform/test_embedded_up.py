@@ -54,12 +54,11 @@ class Platform:
         assert self.proc is not None
         try:
             wait_for_http(f"http://127.0.0.1:{self.mlflow_port}/health", 180, self.proc)
+            wait_for_http(f"{self.airflow}/api/v2/monitor/health", 180, self.proc)
             deadline = time.monotonic() + 180
             while True:
                 health = requests.get(f"{self.airflow}/api/v2/monitor/health", timeout=5).json()
-                if all(
-                    health[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor")
-                ):
+                if all(health[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor")):
                     return
                 assert time.monotonic() < deadline, f"Airflow not healthy: {health}"
                 time.sleep(1)

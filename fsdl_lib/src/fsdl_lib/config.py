@@ -45,23 +45,15 @@ class Settings:
         False,
         "Use deterministic random ResNet50 weights instead of ImageNet ones (tests, offline demos).",
     )
-    weights_seed: int = _var(
-        "FSDL_WEIGHTS_SEED", 0, "Seed of the random weights used when FSDL_OFFLINE_WEIGHTS is on."
-    )
+    weights_seed: int = _var("FSDL_WEIGHTS_SEED", 0, "Seed of the random weights used when FSDL_OFFLINE_WEIGHTS is on.")
     weights_download: bool = _var(
         "FSDL_WEIGHTS_DOWNLOAD",
         True,
         "Allow downloading the ImageNet weights into TORCH_HOME when they are not cached.",
     )
-    image_size: int = _var(
-        "FSDL_IMAGE_SIZE", 224, "Side in pixels that images are resized to before ResNet50."
-    )
-    device: str = _var(
-        "FSDL_DEVICE", "auto", "Torch device for feature extraction: auto, cpu, cuda or cuda:N."
-    )
-    batch_size: int = _var(
-        "FSDL_BATCH_SIZE", 0, "Images per ResNet50 forward pass; 0 picks one for the device."
-    )
+    image_size: int = _var("FSDL_IMAGE_SIZE", 224, "Side in pixels that images are resized to before ResNet50.")
+    device: str = _var("FSDL_DEVICE", "auto", "Torch device for feature extraction: auto, cpu, cuda or cuda:N.")
+    batch_size: int = _var("FSDL_BATCH_SIZE", 0, "Images per ResNet50 forward pass; 0 picks one for the device.")
     max_image_pixels: int = _var(
         "FSDL_MAX_IMAGE_PIXELS",
         25_000_000,
@@ -78,12 +70,13 @@ class Settings:
     scenes_experiment: str = _var(
         "FSDL_SCENES_EXPERIMENT", "intel-scenes", "MLflow experiment of the scene training runs."
     )
-    wine_model_name: str = _var(
-        "FSDL_WINE_MODEL_NAME", "wine-quality", "Registered model name of the wine regressor."
+    auto_promote: bool = _var(
+        "FSDL_AUTO_PROMOTE",
+        False,
+        "Let the scene DAG move 'production' to a challenger that beats it on the same test split.",
     )
-    wine_experiment: str = _var(
-        "FSDL_WINE_EXPERIMENT", "wine-quality", "MLflow experiment of the wine training runs."
-    )
+    wine_model_name: str = _var("FSDL_WINE_MODEL_NAME", "wine-quality", "Registered model name of the wine regressor.")
+    wine_experiment: str = _var("FSDL_WINE_EXPERIMENT", "wine-quality", "MLflow experiment of the wine training runs.")
     code_version: str = _var(
         "FSDL_CODE_VERSION",
         "",

@@ -196,9 +196,7 @@ class FeatureStore:
                         new_rows.append(extractor.extract(images))
                         new_records.extend(decoded)
                     progress.update(len(batch))
-                    if time.monotonic() - last_checkpoint >= checkpoint_seconds and start + len(batch) < len(
-                        todo
-                    ):
+                    if time.monotonic() - last_checkpoint >= checkpoint_seconds and start + len(batch) < len(todo):
                         self.save(current())
                         last_checkpoint = time.monotonic()
                         log.info("checkpoint written: %d of %d new images", len(new_records), len(todo))

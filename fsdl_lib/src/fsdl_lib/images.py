@@ -69,8 +69,7 @@ def load_image(source: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXE
                     raise InvalidImageError("image has no pixels", source=name)
                 if width * height > max_pixels:
                     raise InvalidImageError(
-                        f"image is {width}x{height} = {width * height} pixels, "
-                        f"more than the limit of {max_pixels}",
+                        f"image is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}",
                         source=name,
                     )
                 image.load()

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 TAG_DATASET_VERSION: Final = "dataset_version"
 TAG_BACKBONE_ID: Final = "backbone_id"
+TAG_WEIGHTS_ID: Final = "weights_id"
 TAG_CODE_VERSION: Final = "code_version"
 TAG_DAG_RUN_ID: Final = "airflow_dag_run_id"
 TAG_TASK_KEY: Final = "airflow_task_key"
@@ -162,9 +163,7 @@ def resolve_alias(name: str, alias: str, *, client: MlflowClient | None = None) 
         raise
 
 
-def load_model(
-    name: str, alias: str, *, flavor: str = "sklearn", client: MlflowClient | None = None
-) -> LoadedModel:
+def load_model(name: str, alias: str, *, flavor: str = "sklearn", client: MlflowClient | None = None) -> LoadedModel:
     """Resolve ``models:/<name>@<alias>`` and load that exact version with ``flavor``.
 
     The alias is resolved once and the version loaded by number, so the model and the version
@@ -206,9 +205,7 @@ def register_version(
                 for alias in aliases:
                     client.set_registered_model_alias(name, alias, existing.version)
                 return client.get_model_version(name, existing.version)
-    version = mlflow.register_model(
-        model_uri, name, await_registration_for=await_seconds, tags=dict(tags or {})
-    )
+    version = mlflow.register_model(model_uri, name, await_registration_for=await_seconds, tags=dict(tags or {}))
     previous: dict[str, str | None] = {}
     try:
         if version.status != "READY":

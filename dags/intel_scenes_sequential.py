@@ -1,0 +1,50 @@
+"""
+# Intel scenes, candidates in sequence
+
+ResNet50 features of the Intel scene images, then six classical classifiers trained **one after
+another in a single task**, then the best one registered. The parallel variant
+(`intel_scenes_parallel`) runs the same code with one task per candidate.
+
+1. **create_dataset**: incremental features of `data/raw/intel_scenes/{train,test}` (only new or
+   changed images are extracted); returns the dataset version.
+2. **create_experiment**: get or create the `intel-scenes` experiment.
+3. **train_candidates**: LogisticRegression (C=1, C=2, L1), SVM (RBF), KNN (k=3, k=7), each one
+   MLflow run with validation and test metrics, a confusion matrix and the model.
+4. **register_best**: the best validation F1 becomes a new version of `intel-scenes` with the alias
+   `challenger`. Promote it in the MLflow UI by giving it the alias `production`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import dag, task
+
+from fsdl_lib.candidates import CANDIDATES
+from fsdl_lib.scene_tasks import create_dataset, create_experiment, register_best, train
+
+
+@dag(
+    schedule=None,
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
+    catchup=False,
+    tags=["intel-scenes", "training", "mlflow"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "execution_timeout": timedelta(minutes=45),
+    },
+    dagrun_timeout=timedelta(hours=4),
+    max_active_runs=1,
+    doc_md=__doc__,
+)
+def intel_scenes_sequential():
+    @task
+    def train_candidates(dataset: dict, experiment_id: str) -> list[dict]:
+        return [train(name, dataset, experiment_id) for name in CANDIDATES]
+
+    dataset = create_dataset()
+    register_best(train_candidates(dataset, create_experiment()), dataset)
+
+
+intel_scenes_sequential()

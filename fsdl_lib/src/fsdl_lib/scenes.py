@@ -1,0 +1,329 @@
+"""The Intel scene workload: features, candidates, training runs, selection and registration.
+
+The sequential and the parallel training DAGs are thin over this module, so both run one code path:
+:func:`create_dataset` → :func:`train_candidate` for each name in :data:`CANDIDATES` →
+:func:`register_best`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from fsdl_lib import tracking
+from fsdl_lib.candidates import CANDIDATES, build_pipeline
+from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_lib.dataset import ImageRecord, dataset_version
+from fsdl_lib.exceptions import FsdlError
+
+if TYPE_CHECKING:
+    from fsdl_lib.config import Settings
+    from fsdl_lib.feature_store import FeatureSet
+
+log = logging.getLogger(__name__)
+
+VALIDATION_FRACTION: Final = 0.2
+SPLIT_SEED: Final = 42
+SPLITS: Final = ("train", "test")
+
+
+def feature_cache(settings: Settings, split: str) -> Path:
+    return settings.processed_dir / "intel_scenes" / f"features_{split}.npz"
+
+
+# ---------------------------------------------------------------------------------------------
+# create_dataset
+
+
+def create_dataset(settings: Settings) -> dict[str, Any]:
+    """Update the feature caches of both splits; return what the training tasks need (small)."""
+    from fsdl_lib.feature_store import FeatureStore
+    from fsdl_lib.features import FeatureExtractor
+
+    extractor = FeatureExtractor.from_settings(settings)
+    info: dict[str, Any] = {"backbone_id": extractor.id, "splits": {}}
+    records: dict[str, Sequence[ImageRecord]] = {}
+    for split in SPLITS:
+        root = settings.scenes_raw_dir / split
+        features, report = FeatureStore(feature_cache(settings, split)).update(
+            root, extractor, max_pixels=settings.max_image_pixels
+        )
+        if len(features) == 0:
+            raise FsdlError(f"no usable images under {root}/<class>/; run `fsdl seed` or download the data")
+        missing = sorted(set(SCENE_CLASSES) - set(features.labels))
+        if split == "train" and missing:
+            raise FsdlError(f"the training split has no images of {missing}; every class needs some")
+        records[split] = features.records
+        info["splits"][split] = {
+            "cache": str(feature_cache(settings, split)),
+            "version": report.version,
+            "images": report.total,
+            "extracted": report.extracted,
+            "skipped": [path for path, _ in report.skipped],
+        }
+    info["dataset_version"] = combined_version(records)
+    log.info("dataset version %s (backbone %s)", info["dataset_version"], extractor.id)
+    return info
+
+
+def combined_version(splits: Mapping[str, Sequence[ImageRecord]]) -> str:
+    """One version over several splits: each record's path is prefixed with its split."""
+    return dataset_version(
+        ImageRecord(f"{split}/{r.path}", r.label, r.sha256) for split, records in splits.items() for r in records
+    )
+
+
+def load_split(info: Mapping[str, Any], split: str) -> FeatureSet:
+    """The cached features that :func:`create_dataset` described, checked against its output."""
+    from fsdl_lib.feature_store import FeatureStore
+
+    meta = info["splits"][split]
+    features = FeatureStore(Path(meta["cache"])).load()
+    if features.extractor_id != info["backbone_id"] or features.version != meta["version"]:
+        raise FsdlError(
+            f"the {split} feature cache changed since create_dataset ran (another run updated it); "
+            "clear the task to extract again"
+        )
+    return features
+
+
+# ---------------------------------------------------------------------------------------------
+# train_candidate
+
+
+def validation_split(
+    features: FeatureSet,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified, seeded (fit, validation) split of the training features."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = features.features, features.labels
+    x_fit, x_val, y_fit, y_val = train_test_split(
+        x, y, test_size=VALIDATION_FRACTION, random_state=SPLIT_SEED, stratify=y
+    )
+    return x_fit, x_val, y_fit, y_val
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy and weighted F1, precision and recall."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    kwargs: dict[str, Any] = {"average": "weighted", "zero_division": 0}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1": float(f1_score(y_true, y_pred, **kwargs)),
+        "precision": float(precision_score(y_true, y_pred, **kwargs)),
+        "recall": float(recall_score(y_true, y_pred, **kwargs)),
+    }
+
+
+def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=list(SCENE_CLASSES), ax=ax, colorbar=False, xticks_rotation=45
+    )
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def run_tags(info: Mapping[str, Any], settings: Settings, dag_run_id: str) -> dict[str, str]:
+    """Tags every scene run and registered version carries."""
+    return {
+        tracking.TAG_DATASET_VERSION: info["dataset_version"],
+        tracking.TAG_BACKBONE_ID: info["backbone_id"],
+        tracking.TAG_WEIGHTS_ID: info["backbone_id"].split(":")[1],
+        tracking.TAG_CODE_VERSION: tracking.code_version(settings.code_version),
+        tracking.TAG_DAG_RUN_ID: dag_run_id,
+    }
+
+
+def train_candidate(
+    name: str,
+    info: Mapping[str, Any],
+    experiment_id: str,
+    *,
+    settings: Settings,
+    task_key: str,
+    dag_run_id: str,
+) -> dict[str, Any]:
+    """Train one candidate as one MLflow run; return a small summary for :func:`select_best`.
+
+    The candidate is chosen on a validation split carved from train, then refit on all of train and
+    scored on the test split. A candidate whose estimator fails is reported as not usable (its run
+    ends FAILED with the reason); failures of MLflow or the data raise, so Airflow retries.
+    """
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    candidate = CANDIDATES[name]
+    train, test = load_split(info, "train"), load_split(info, "test")
+    x_fit, x_val, y_fit, y_val = validation_split(train)
+    tags = {**run_tags(info, settings, dag_run_id), "candidate": name}
+    result: dict[str, Any] = {"candidate": name, "usable": False}
+    try:
+        with tracking.task_run(experiment_id, task_key=task_key, run_name=name, tags=tags) as run:
+            result["run_id"] = run.info.run_id
+            mlflow.log_params({"candidate": name, "estimator": candidate.kind, **candidate.params})
+            mlflow.log_params({"validation_fraction": VALIDATION_FRACTION, "split_seed": SPLIT_SEED})
+            tracking.log_dataset(train.records, context="train", name="intel-scenes-train")
+            tracking.log_dataset(test.records, context="test", name="intel-scenes-test")
+            try:
+                val_pred = build_pipeline(candidate).fit(x_fit, y_fit).predict(x_val)
+                model = build_pipeline(candidate).fit(train.features, train.labels)
+            except (ValueError, ArithmeticError) as exc:
+                mlflow.set_tag("failure", f"{type(exc).__name__}: {exc}")
+                raise _CandidateError(str(exc)) from exc
+            val = classification_metrics(y_val, val_pred)
+            test_pred = model.predict(test.features)
+            scores = classification_metrics(test.labels, test_pred)
+            mlflow.log_metrics({f"val_{k}": v for k, v in val.items()})
+            mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
+            mlflow.log_figure(confusion_figure(test.labels, test_pred, f"{name} on test"), "confusion_matrix_test.png")
+            example = test.features[:2]
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(example, model.predict(example)),
+                input_example=example,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            )
+    except _CandidateError as exc:
+        log.warning("candidate %s is not usable: %s", name, exc)
+        result["error"] = str(exc)
+        return result
+    result.update(usable=True, val_f1=val["f1"], test_f1=scores["f1"], test_accuracy=scores["accuracy"])
+    log.info("candidate %s: validation F1 %.3f, test F1 %.3f", name, val["f1"], scores["f1"])
+    return result
+
+
+class _CandidateError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# register_best
+
+
+class NoUsableCandidateError(FsdlError):
+    """Every candidate failed to train; nothing can be registered."""
+
+
+def select_best(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The usable result with the highest validation F1; ties go to the earlier candidate.
+
+    The test split plays no part: it only reports. Raises :class:`NoUsableCandidateError`.
+    """
+    order = {name: i for i, name in enumerate(CANDIDATES)}
+    usable = [r for r in results if r.get("usable") and np.isfinite(r.get("val_f1", np.nan))]
+    if not usable:
+        reasons = "; ".join(f"{r.get('candidate')}: {r.get('error', 'no score')}" for r in results) or "none ran"
+        raise NoUsableCandidateError(f"no candidate is usable ({reasons})")
+    return min(usable, key=lambda r: (-round(float(r["val_f1"]), 12), order.get(r["candidate"], len(order))))
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: bool
+    reason: str
+    challenger_f1: float
+    production_f1: float | None = None
+    production_version: str | None = None
+
+
+def register_best(
+    results: Sequence[Mapping[str, Any]],
+    info: Mapping[str, Any],
+    *,
+    settings: Settings,
+    dag_run_id: str,
+) -> dict[str, Any]:
+    """Register the winner as a new ``challenger`` version; optionally promote it (guarded)."""
+    best = select_best(results)
+    tags = {
+        **run_tags(info, settings, dag_run_id),
+        "candidate": best["candidate"],
+        "val_f1": f"{best['val_f1']:.4f}",
+        "test_f1": f"{best['test_f1']:.4f}",
+    }
+    version = tracking.register_version(
+        f"runs:/{best['run_id']}/model",
+        settings.scenes_model_name,
+        aliases=[tracking.ALIAS_CHALLENGER],
+        tags=tags,
+        run_id=best["run_id"],
+    )
+    summary: dict[str, Any] = {
+        "name": version.name,
+        "version": str(version.version),
+        "candidate": best["candidate"],
+        "val_f1": best["val_f1"],
+        "test_f1": best["test_f1"],
+        "dataset_version": info["dataset_version"],
+    }
+    if settings.auto_promote:
+        decision = promote_if_better(str(version.version), info, settings=settings)
+        summary["promotion"] = asdict(decision)
+    return summary
+
+
+def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settings) -> Promotion:
+    """Move ``production`` to ``version`` only if it beats production on the same test split."""
+    import mlflow
+
+    from fsdl_lib.exceptions import ModelNotFoundError
+
+    name = settings.scenes_model_name
+    client = mlflow.MlflowClient()
+    test = load_split(info, "test")
+    challenger = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    challenger_f1 = classification_metrics(test.labels, challenger.predict(test.features))["f1"]
+    try:
+        current = tracking.resolve_alias(name, tracking.ALIAS_PRODUCTION)
+    except ModelNotFoundError:
+        current = None
+    if current is None:
+        decision = Promotion(True, "no production version yet", challenger_f1)
+    elif current.tags.get(tracking.TAG_BACKBONE_ID) != info["backbone_id"]:
+        decision = Promotion(
+            False,
+            f"production version {current.version} uses backbone {current.tags.get(tracking.TAG_BACKBONE_ID)}; "
+            "it cannot be scored on these features, so a person must decide",
+            challenger_f1,
+            production_version=str(current.version),
+        )
+    else:
+        production = mlflow.sklearn.load_model(f"models:/{name}/{current.version}")
+        production_f1 = classification_metrics(test.labels, production.predict(test.features))["f1"]
+        better = challenger_f1 > production_f1
+        decision = Promotion(
+            better,
+            "challenger beats production" if better else "challenger does not beat production",
+            challenger_f1,
+            production_f1,
+            str(current.version),
+        )
+    if decision.promoted:
+        client.set_registered_model_alias(name, tracking.ALIAS_PRODUCTION, version)
+    client.set_model_version_tag(name, version, "promotion_decision", decision.reason)
+    client.set_model_version_tag(name, version, "promotion_challenger_test_f1", f"{challenger_f1:.4f}")
+    if decision.production_f1 is not None:
+        client.set_model_version_tag(name, version, "promotion_production_test_f1", f"{decision.production_f1:.4f}")
+    log.info(
+        "promotion of %s v%s: %s (challenger F1 %.4f, production %s)",
+        name, version, decision.reason, challenger_f1,
+        "none" if decision.production_f1 is None else f"v{decision.production_version} F1 {decision.production_f1:.4f}",
+    )  # fmt: skip
+    return decision

@@ -1,0 +1,77 @@
+"""Every DAG file parses cleanly, fast, without heavy imports, and follows the house rules."""
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import ROOT
+
+DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
+HEAVY = ("torch", "torchvision", "sklearn", "mlflow", "pandas", "matplotlib")
+
+PARSE = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+start = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+elapsed = time.perf_counter() - start
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy})
+print(json.dumps({{"dags": sorted(bag.dag_ids), "errors": bag.import_errors, "heavy": heavy, "seconds": elapsed}}))
+""".format(heavy=set(HEAVY))
+
+
+@pytest.fixture(scope="module")
+def parsed(airflow_db):
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE, str(ROOT / "dags")], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def bag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_no_import_errors_and_one_dag_per_file(parsed):
+    assert parsed["errors"] == {}
+    assert parsed["dags"] == sorted(p.stem for p in DAG_FILES)
+    assert set(parsed["dags"]) == {"feedback_sync", "intel_scenes_parallel", "intel_scenes_sequential", "wine_quality"}
+
+
+def test_parsing_imports_nothing_heavy_and_is_quick(parsed):
+    assert parsed["heavy"] == [], f"imported at parse time: {parsed['heavy']}"
+    assert parsed["seconds"] < 10, f"parsing the DAG folder took {parsed['seconds']:.1f} s"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_dag_follows_house_rules(bag, path):
+    dag = bag.get_dag(path.stem)
+    assert dag is not None, f"{path.name} must define the DAG {path.stem!r}"
+    assert dag.tags, "tags are set"
+    assert dag.catchup is False
+    assert dag.start_date.tzinfo is not None
+    assert dag.dagrun_timeout is not None
+    assert dag.doc_md, "the module docstring documents the DAG"
+    for task in dag.tasks:
+        assert task.retries >= 1, f"{task.task_id} has no retries"
+        assert isinstance(task.execution_timeout, timedelta), f"{task.task_id} has no timeout"
+
+
+def test_parallel_dag_maps_candidates_and_runs_on_feedback(bag):
+    from airflow.sdk import Asset
+
+    from fsdl_lib.candidates import CANDIDATES
+
+    parallel = bag.get_dag("intel_scenes_parallel")
+    mapped = parallel.get_task("train_candidate")
+    assert mapped.map_index_template == "{{ candidate_name }}"
+    assert mapped.op_kwargs_expand_input.value["candidate"] == list(CANDIDATES)
+    sync = bag.get_dag("feedback_sync")
+    assert sync.get_task("publish").outlets == [Asset("intel_scenes_train")]
+    assert list(parallel.timetable.asset_condition.objects) == [Asset("intel_scenes_train")]
