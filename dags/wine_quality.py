@@ -72,8 +72,6 @@ def wine_quality():
         from pathlib import Path
 
         import mlflow
-        import sklearn
-        from mlflow.models import infer_signature
         from sklearn.linear_model import ElasticNet
 
         from fsdl_lib import tracking, wine
@@ -95,13 +93,7 @@ def wine_quality():
                 model = ElasticNet(
                     alpha=float(params["alpha"]), l1_ratio=float(params["l1_ratio"]), random_state=42
                 ).fit(x, y)
-                mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    signature=infer_signature(x, model.predict(x)),
-                    input_example=x.head(5),
-                    pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-                )
+                tracking.log_sklearn_model(model, x.head(5))
         finally:
             mlflow.sklearn.autolog(disable=True)
         return run.info.run_id
@@ -112,11 +104,11 @@ def wine_quality():
 
         import mlflow
 
-        from fsdl_lib import wine
+        from fsdl_lib import tracking, wine
 
         _, test = wine.WineSplit(Path(split["train"]), Path(split["test"]), split["version"]).load()
         x, y = wine.xy(test)
-        model = mlflow.sklearn.load_model(f"runs:/{mlflow_run_id}/model")
+        model = tracking.load_sklearn_model(f"runs:/{mlflow_run_id}/model")
         metrics = wine.regression_metrics(y, model.predict(x))
         client = mlflow.MlflowClient()
         for name, value in metrics.items():

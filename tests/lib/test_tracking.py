@@ -99,3 +99,21 @@ def test_missing_alias_is_model_not_found(logged_model_uri):
         resolve_alias(name, "production")
     with pytest.raises(ModelNotFoundError):
         load_model(unique("absent"), "production")
+
+
+def test_task_run_closes_stale_runs_and_fails_on_error(mlflow_server):
+    from fsdl_lib.tracking import task_run
+
+    experiment_id = get_or_create_experiment("task-runs")
+    client = MlflowClient()
+    key = unique("dag/run/task")
+    killed = client.create_run(experiment_id, tags={"airflow_task_key": key})  # an attempt killed outright
+    other = client.create_run(experiment_id, tags={"airflow_task_key": unique("other")})
+    with pytest.raises(ZeroDivisionError), task_run(experiment_id, task_key=key) as failing:
+        _ = 1 / 0
+    assert client.get_run(killed.info.run_id).info.status == "FAILED"
+    assert client.get_run(failing.info.run_id).info.status == "FAILED"
+    assert client.get_run(other.info.run_id).info.status == "RUNNING"
+    with task_run(experiment_id, task_key=key, run_name="retry") as retry:
+        mlflow.log_metric("ok", 1)
+    assert client.get_run(retry.info.run_id).info.status == "FINISHED"

@@ -165,8 +165,6 @@ def train_candidate(
     ends FAILED with the reason); failures of MLflow or the data raise, so Airflow retries.
     """
     import mlflow
-    import sklearn
-    from mlflow.models import infer_signature
 
     candidate = CANDIDATES[name]
     train, test = load_split(info, "train"), load_split(info, "test")
@@ -192,14 +190,7 @@ def train_candidate(
             mlflow.log_metrics({f"val_{k}": v for k, v in val.items()})
             mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
             mlflow.log_figure(confusion_figure(test.labels, test_pred, f"{name} on test"), "confusion_matrix_test.png")
-            example = test.features[:2]
-            mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(example, model.predict(example)),
-                input_example=example,
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-            )
+            tracking.log_sklearn_model(model, test.features[:2])
     except _CandidateError as exc:
         log.warning("candidate %s is not usable: %s", name, exc)
         result["error"] = str(exc)
@@ -288,7 +279,7 @@ def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settin
     name = settings.scenes_model_name
     client = mlflow.MlflowClient()
     test = load_split(info, "test")
-    challenger = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    challenger = tracking.load_sklearn_model(f"models:/{name}/{version}")
     challenger_f1 = classification_metrics(test.labels, challenger.predict(test.features))["f1"]
     try:
         current = tracking.resolve_alias(name, tracking.ALIAS_PRODUCTION)
@@ -305,7 +296,7 @@ def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settin
             production_version=str(current.version),
         )
     else:
-        production = mlflow.sklearn.load_model(f"models:/{name}/{current.version}")
+        production = tracking.load_sklearn_model(f"models:/{name}/{current.version}")
         production_f1 = classification_metrics(test.labels, production.predict(test.features))["f1"]
         better = challenger_f1 > production_f1
         decision = Promotion(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import subprocess
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,44 @@ def log_dataset(records: Iterable[ImageRecord], *, context: str, name: str) -> s
     return version
 
 
+@contextlib.contextmanager
+def _quiet_model_io() -> Iterator[None]:
+    # skops walks every loaded module while (de)serialising; inside Airflow each deprecated alias it
+    # touches warns, flooding the task log with hundreds of irrelevant lines.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def log_sklearn_model(model: Any, example: Any) -> str:
+    """Log a fitted scikit-learn model as ``model`` of the active run, with signature and example.
+
+    The requirements are pinned explicitly: the inferred ones would drag torch in and take longer.
+    Returns the model URI.
+    """
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    with _quiet_model_io():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        )
+    return str(info.model_uri)
+
+
+def load_sklearn_model(uri: str) -> Any:
+    import mlflow
+
+    with _quiet_model_io():
+        return mlflow.sklearn.load_model(uri)
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A model loaded from the registry with the version that answered."""
@@ -173,7 +212,8 @@ def load_model(name: str, alias: str, *, flavor: str = "sklearn", client: Mlflow
 
     version = resolve_alias(name, alias, client=client)
     loader = importlib.import_module(f"mlflow.{flavor}")
-    model = loader.load_model(f"models:/{name}/{version.version}")
+    with _quiet_model_io():
+        model = loader.load_model(f"models:/{name}/{version.version}")
     return LoadedModel(model, version)
 
 

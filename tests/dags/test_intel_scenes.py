@@ -1,0 +1,75 @@
+"""Both scene DAGs end to end with dag.test() on the sample photos, against a real MLflow server."""
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from fsdl_lib.candidates import CANDIDATES
+from fsdl_lib.dataset import parse_manifest
+from fsdl_lib.tracking import resolve_alias
+from tests.dags.conftest import load_dag
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def scene_env(platform_data, monkeypatch):
+    # Smaller inputs keep the layer quick; the code path is the one used at 224 px.
+    monkeypatch.setenv("FSDL_IMAGE_SIZE", "96")
+    return platform_data
+
+
+def runs_of(dag_run_id: str):
+    experiment = MlflowClient().get_experiment_by_name("intel-scenes")
+    return MlflowClient().search_runs(
+        [experiment.experiment_id], filter_string=f"tags.airflow_dag_run_id = '{dag_run_id}'"
+    )
+
+
+@pytest.mark.parametrize("dag_id", ["intel_scenes_parallel", "intel_scenes_sequential"])
+def test_scene_dag_trains_candidates_and_registers_a_challenger(airflow_db, mlflow_server, scene_env, dag_id):
+    run = load_dag(dag_id).test()
+    assert run.state == "success", run
+
+    version = resolve_alias("intel-scenes", "challenger")
+    tags = version.tags
+    assert tags["airflow_dag_run_id"] == run.run_id
+    assert tags["backbone_id"] == "resnet50:random-seed0:resize96"
+    assert tags["weights_id"] == "random-seed0"
+    assert tags["code_version"] == "test-code"
+    assert len(tags["dataset_version"]) == 64
+    assert tags["candidate"] in CANDIDATES
+
+    runs = runs_of(run.run_id)
+    assert sorted(r.data.tags["candidate"] for r in runs) == sorted(CANDIDATES)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for r in runs:
+        for metric in ("accuracy", "f1", "precision", "recall"):
+            assert 0.0 <= r.data.metrics[f"test_{metric}"] <= 1.0
+        assert "val_f1" in r.data.metrics
+        assert r.data.tags["dataset_version"] == tags["dataset_version"]
+    best = max(runs, key=lambda r: r.data.metrics["val_f1"])
+    assert version.run_id in {r.info.run_id for r in runs}
+    assert float(tags["val_f1"]) == pytest.approx(best.data.metrics["val_f1"], abs=1e-4)
+    # Chance is 1/6; random-weight features on 90 photos should do clearly better on average.
+    assert max(r.data.metrics["test_f1"] for r in runs) > 0.25
+
+    artifacts = {a.path for a in MlflowClient().list_artifacts(version.run_id)}
+    assert "confusion_matrix_test.png" in artifacts
+    manifest = parse_manifest(mlflow.artifacts.load_text(f"runs:/{version.run_id}/datasets/train_manifest.csv"))
+    assert len(manifest) == 90
+    info = mlflow.models.get_model_info(f"models:/intel-scenes/{version.version}")
+    assert info.signature is not None
+    model = mlflow.sklearn.load_model(f"models:/intel-scenes/{version.version}")
+    assert set(model.classes_) == {"buildings", "forest", "glacier", "mountain", "sea", "street"}
+
+
+def test_second_run_extracts_nothing_new(airflow_db, mlflow_server, scene_env):
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.scenes import create_dataset
+
+    first = create_dataset(load_settings())
+    again = create_dataset(load_settings())
+    assert again["dataset_version"] == first["dataset_version"]
+    assert again["splits"]["train"]["extracted"] == 0
+    assert again["splits"]["train"]["images"] == 90

@@ -1,0 +1,125 @@
+"""Candidate selection and guarded promotion of the scene workload."""
+
+import math
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from fsdl_lib.candidates import CANDIDATES, build_pipeline
+from fsdl_lib.config import load_settings
+from fsdl_lib.scenes import (
+    NoUsableCandidateError,
+    classification_metrics,
+    create_dataset,
+    load_split,
+    promote_if_better,
+    select_best,
+    validation_split,
+)
+from fsdl_lib.seeding import seed_scenes
+from fsdl_lib.tracking import get_or_create_experiment, log_sklearn_model, register_version, resolve_alias
+
+
+def result(name, val_f1, test_f1=0.5, usable=True):
+    return {"candidate": name, "usable": usable, "val_f1": val_f1, "test_f1": test_f1, "run_id": name}
+
+
+def test_best_validation_f1_wins_whatever_the_test_score():
+    results = [result("logreg_c1", 0.50, test_f1=0.90), result("svm_rbf", 0.60, test_f1=0.10)]
+    assert select_best(results)["candidate"] == "svm_rbf"
+
+
+def test_ties_go_to_the_earlier_candidate_whatever_the_input_order():
+    results = [result("knn_7", 0.5), result("logreg_c2", 0.5), result("svm_rbf", 0.5)]
+    assert select_best(results)["candidate"] == "logreg_c2"
+    assert select_best(list(reversed(results)))["candidate"] == "logreg_c2"
+
+
+def test_unusable_and_nan_candidates_are_ignored():
+    results = [
+        result("logreg_c1", 0.9, usable=False),
+        result("logreg_c2", math.nan),
+        result("knn_3", 0.2),
+    ]
+    assert select_best(results)["candidate"] == "knn_3"
+
+
+def test_no_usable_candidate_fails_clearly():
+    failed = [{"candidate": "svm_rbf", "usable": False, "error": "boom"}, result("knn_3", math.nan)]
+    with pytest.raises(NoUsableCandidateError, match="svm_rbf: boom"):
+        select_best(failed)
+    with pytest.raises(NoUsableCandidateError, match="none ran"):
+        select_best([])
+
+
+def test_validation_split_is_stratified_and_disjoint_from_test(tmp_path, sample_dir, small_extractor):
+    from fsdl_lib.feature_store import FeatureStore
+
+    seed_scenes(sample_dir, tmp_path)
+    train, _ = FeatureStore(tmp_path / "train.npz").update(tmp_path / "train", small_extractor)
+    x_fit, x_val, y_fit, y_val = validation_split(train)
+    assert len(x_fit) + len(x_val) == 90
+    assert sorted(set(y_val)) == sorted(set(y_fit)) == sorted({r.label for r in train.records})
+    again = validation_split(train)
+    np.testing.assert_array_equal(again[1], x_val)
+
+
+def test_every_candidate_builds_a_scaled_pipeline():
+    for candidate in CANDIDATES.values():
+        pipeline = build_pipeline(candidate)
+        assert [name for name, _ in pipeline.steps] == ["scale", "classify"]
+
+
+@pytest.fixture
+def scenes_settings(tmp_path, sample_dir, monkeypatch):
+    seed_scenes(sample_dir, tmp_path / "data" / "raw" / "intel_scenes")
+    monkeypatch.setenv("FSDL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FSDL_OFFLINE_WEIGHTS", "1")
+    monkeypatch.setenv("FSDL_IMAGE_SIZE", "64")
+    monkeypatch.setenv("FSDL_SCENES_MODEL_NAME", f"promotion-{tmp_path.name[-12:]}")
+    return load_settings()
+
+
+@pytest.mark.slow
+def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scenes_settings):
+    info = create_dataset(scenes_settings)
+    train, test = load_split(info, "train"), load_split(info, "test")
+    name = scenes_settings.scenes_model_name
+    mlflow.set_experiment(experiment_id=get_or_create_experiment("promotion-tests"))
+
+    def register(model):
+        with mlflow.start_run() as run:
+            log_sklearn_model(model, test.features[:2])
+        return register_version(
+            f"runs:/{run.info.run_id}/model", name, tags={"backbone_id": info["backbone_id"]}
+        ).version
+
+    good = build_pipeline(CANDIDATES["logreg_c1"]).fit(train.features, train.labels)
+    rng = np.random.default_rng(0)
+    weak = build_pipeline(CANDIDATES["knn_3"]).fit(train.features, rng.permutation(train.labels))
+    good_f1 = classification_metrics(test.labels, good.predict(test.features))["f1"]
+    weak_f1 = classification_metrics(test.labels, weak.predict(test.features))["f1"]
+    assert good_f1 > weak_f1
+
+    weak_version = register(weak)
+    first = promote_if_better(weak_version, info, settings=scenes_settings)
+    assert first.promoted
+    assert first.reason == "no production version yet"
+    assert resolve_alias(name, "production").version == weak_version
+
+    good_version = register(good)
+    decision = promote_if_better(good_version, info, settings=scenes_settings)
+    assert decision.promoted
+    assert decision.production_f1 == pytest.approx(weak_f1)
+    assert decision.challenger_f1 == pytest.approx(good_f1)
+    assert resolve_alias(name, "production").version == good_version
+
+    worse_version = register(weak)
+    refused = promote_if_better(worse_version, info, settings=scenes_settings)
+    assert not refused.promoted
+    assert resolve_alias(name, "production").version == good_version
+    tags = MlflowClient().get_model_version(name, worse_version).tags
+    assert tags["promotion_decision"] == "challenger does not beat production"
+    assert float(tags["promotion_production_test_f1"]) == pytest.approx(good_f1, abs=1e-4)
