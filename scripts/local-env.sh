@@ -20,16 +20,22 @@ eval "$(fsdl env)" || return 1
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$FSDL_STORAGE_DIR/airflow}"
 mkdir -p "$AIRFLOW_HOME"
 
-# Secrets every Airflow process must share; made once per AIRFLOW_HOME and kept there.
-if [ ! -f "$AIRFLOW_HOME/secrets.env" ]; then
-    python - "$AIRFLOW_HOME/secrets.env" <<'PY'
+# Secrets every process of a role must share; made once per AIRFLOW_HOME and kept there.
+python - "$AIRFLOW_HOME/secrets.env" <<'PY'
 import base64, os, secrets, sys
-with open(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-    out.write(f"AIRFLOW__API_AUTH__JWT_SECRET={secrets.token_urlsafe(64)}\n")
-    out.write(f"AIRFLOW__API__SECRET_KEY={secrets.token_urlsafe(32)}\n")
-    out.write(f"AIRFLOW__CORE__FERNET_KEY={base64.urlsafe_b64encode(os.urandom(32)).decode()}\n")
+path = sys.argv[1]
+wanted = {
+    "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(64),
+    "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(32),
+    "AIRFLOW__CORE__FERNET_KEY": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    "WEBAPP_SECRET_KEY": lambda: secrets.token_urlsafe(32),
+}
+have = open(path).read() if os.path.exists(path) else ""
+missing = [k for k in wanted if f"{k}=" not in have]
+if missing:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
+        out.writelines(f"{k}={wanted[k]()}\n" for k in missing)
 PY
-fi
 set -a
 # shellcheck disable=SC1091
 . "$AIRFLOW_HOME/secrets.env"

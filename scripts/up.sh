@@ -7,7 +7,7 @@ set -euo pipefail
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-for port in "$AIRFLOW_PORT" "$MLFLOW_PORT"; do
+for port in "$AIRFLOW_PORT" "$MLFLOW_PORT" "$WEBAPP_PORT"; do
     if python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('$FSDL_BIND_HOST', $port)) != 0)"; then
         echo "Port $port on $FSDL_BIND_HOST is already in use: is the platform already running?" >&2
         echo "Stop it, or pick other ports in .env (AIRFLOW_PORT, MLFLOW_PORT, WEBAPP_PORT)." >&2
@@ -44,6 +44,7 @@ cat <<MSG
 
   Airflow UI   http://$FSDL_BIND_HOST:$AIRFLOW_PORT   (login $AIRFLOW_ADMIN_USER / $AIRFLOW_ADMIN_PASSWORD)
   MLflow UI    http://$FSDL_BIND_HOST:$MLFLOW_PORT
+  Web app      http://$FSDL_BIND_HOST:$WEBAPP_PORT   (serves $FSDL_SCENES_MODEL_NAME@production once a version has that alias)
   Logs         below, one colour per process; Airflow task logs in $AIRFLOW_HOME/logs
 
   Ctrl-C stops everything.

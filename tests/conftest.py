@@ -9,15 +9,23 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 import requests
 
+from fsdl_lib.candidates import CANDIDATES, build_pipeline
+from fsdl_lib.feature_store import FeatureStore
+from fsdl_lib.features import FeatureExtractor
+from fsdl_lib.seeding import seed_scenes
+from fsdl_lib.tracking import get_or_create_experiment, log_sklearn_model, register_version
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "samples" / "intel_scenes"
-LAYERS = {"lib": "lib", "platform": "platform"}
+LAYERS = {"lib": "lib", "dags": "dags", "webapp": "webapp", "browser": "browser", "platform": "platform"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -136,3 +144,90 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.environ["MLFLOW_TRACKING_URI"] = previous
     stop_process_group(proc)
     log.close()
+
+
+IMAGE_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def extractor() -> FeatureExtractor:
+    return FeatureExtractor(offline_weights=True, image_size=IMAGE_SIZE, batch_size=8, device="cpu")
+
+
+class Registry:
+    """Registers real classifiers trained on features of the sample photos."""
+
+    def __init__(self, extractor: FeatureExtractor, root: Path) -> None:
+        seed_scenes(SAMPLE_DIR, root)
+        self.train, _ = FeatureStore(root / "train.npz").update(root / "train", extractor)
+        self.backbone_id = extractor.id
+        mlflow.set_experiment(experiment_id=get_or_create_experiment("webapp-tests"))
+
+    def register(self, name: str, candidate: str = "logreg_c1", *, aliases=("production",), backbone=None) -> str:
+        model = build_pipeline(CANDIDATES[candidate]).fit(self.train.features, self.train.labels)
+        with mlflow.start_run() as run:
+            log_sklearn_model(model, self.train.features[:2])
+        tags = {"backbone_id": backbone or self.backbone_id, "dataset_version": self.train.version}
+        return register_version(f"runs:/{run.info.run_id}/model", name, aliases=aliases, tags=tags).version
+
+
+@pytest.fixture(scope="session")
+def registry(mlflow_server, extractor, tmp_path_factory) -> Registry:
+    return Registry(extractor, tmp_path_factory.mktemp("registry-data"))
+
+
+@pytest.fixture(scope="session")
+def production_model(registry) -> str:
+    """A model name whose version 1 has the alias production."""
+    name = f"scenes-{uuid.uuid4().hex[:8]}"
+    registry.register(name)
+    return name
+
+
+class WebappServer:
+    """The web app under gunicorn as a real process (what the Procfile runs)."""
+
+    def __init__(self, tmp: Path, model_name: str, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = tmp / "data"
+        self.state_dir = tmp / "webapp"
+        self.log = tmp / "gunicorn.log"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("FSDL_", "WEBAPP_"))},
+            "FSDL_DATA_DIR": str(self.data_dir),
+            "FSDL_SCENES_MODEL_NAME": model_name,
+            "FSDL_OFFLINE_WEIGHTS": "1",
+            "FSDL_IMAGE_SIZE": str(IMAGE_SIZE),
+            "WEBAPP_PORT": str(self.port),
+            "WEBAPP_STATE_DIR": str(self.state_dir),
+            "WEBAPP_SECRET_KEY": "test-secret",
+            "WEBAPP_MODEL_POLL_SECONDS": "1",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WebappServer:
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [gunicorn, "-c", "python:fsdl_webapp.gunicorn_conf", "fsdl_webapp:create_app()"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            wait_for_http(f"{self.url}/readyz", 120, self.proc)
+        except Exception as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}\n{self.log.read_text()[-3000:]}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process_group(self.proc)
+
+
+@pytest.fixture
+def webapp_server(tmp_path: Path, production_model: str, mlflow_server: str) -> Iterator[WebappServer]:
+    server = WebappServer(tmp_path, production_model).start()
+    yield server
+    server.stop()

@@ -31,6 +31,7 @@ class Platform:
             FSDL_STORAGE_DIR=str(tmp / "storage"),
             TORCH_HOME=str(tmp / "torch"),
             AIRFLOW_PORT=str(self.airflow_port),
+            WEBAPP_PORT=str(free_port()),
             MLFLOW_PORT=str(self.mlflow_port),
             AIRFLOW_ADMIN_PASSWORD="s3cret-for-test",
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
@@ -121,6 +122,12 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform) ->
         assert time.monotonic() < deadline, f"DAGs not loaded: {dags}"
         time.sleep(2)
     assert dag_ids_in_folder(), "the dags/ folder holds no DAG"
+
+    webapp = f"http://127.0.0.1:{platform.env['WEBAPP_PORT']}"
+    wait_for_http(f"{webapp}/healthz", 120)
+    ready = requests.get(f"{webapp}/readyz", timeout=10)
+    assert ready.status_code == 503  # no production model yet
+    assert "No production model yet" in requests.get(webapp, timeout=10).text
 
     mlflow_ui = requests.get(f"http://127.0.0.1:{platform.mlflow_port}/", timeout=10)
     assert mlflow_ui.status_code == 200

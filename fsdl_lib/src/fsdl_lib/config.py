@@ -22,78 +22,122 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def _var(env: str, default: Any, doc: str) -> Any:
+def setting(env: str, default: Any, doc: str) -> Any:
+    """Declare a field of an :class:`EnvSettings` dataclass: its variable, default and meaning."""
     return field(default=default, metadata={"env": env, "doc": doc})
 
 
+class EnvSettings:
+    """Base of frozen dataclasses whose fields are declared with :func:`setting`.
+
+    Each component (the library, the web app) declares its variables in one such class.
+    """
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Any:
+        """Build settings from ``environ`` (default: ``os.environ``); unset variables keep defaults."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            raw = environ.get(f.metadata["env"])
+            if raw is not None:
+                values[f.name] = _parse(f.metadata["env"], raw, hints[f.name])
+        return cls(**values)
+
+    @classmethod
+    def variables(cls) -> list[tuple[str, str, str]]:
+        """(name, default as text, meaning) of every variable, in declaration order."""
+        return [
+            (f.metadata["env"], _format(f.default), f.metadata["doc"])
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        ]
+
+    def as_environment(self) -> dict[str, str]:
+        """The settings as environment variables, paths made absolute (for child processes)."""
+        env: dict[str, str] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = value.expanduser().absolute()
+            env[f.metadata["env"]] = _format(value)
+        return env
+
+
 @dataclass(frozen=True)
-class Settings:
+class Settings(EnvSettings):
     """The platform's settings. Relative paths are taken from the working directory."""
 
-    data_dir: Path = _var(
+    data_dir: Path = setting(
         "FSDL_DATA_DIR",
         Path("data"),
         "Root of raw/, processed/ and feedback/ data (a volume shared by every service).",
     )
-    storage_dir: Path = _var(
+    storage_dir: Path = setting(
         "FSDL_STORAGE_DIR",
         Path("storage"),
         "Root of service state: the MLflow database and artifacts, Airflow's local home, logs.",
     )
-    offline_weights: bool = _var(
+    offline_weights: bool = setting(
         "FSDL_OFFLINE_WEIGHTS",
         False,
         "Use deterministic random ResNet50 weights instead of ImageNet ones (tests, offline demos).",
     )
-    weights_seed: int = _var("FSDL_WEIGHTS_SEED", 0, "Seed of the random weights used when FSDL_OFFLINE_WEIGHTS is on.")
-    weights_download: bool = _var(
+    weights_seed: int = setting(
+        "FSDL_WEIGHTS_SEED", 0, "Seed of the random weights used when FSDL_OFFLINE_WEIGHTS is on."
+    )
+    weights_download: bool = setting(
         "FSDL_WEIGHTS_DOWNLOAD",
         True,
         "Allow downloading the ImageNet weights into TORCH_HOME when they are not cached.",
     )
-    image_size: int = _var("FSDL_IMAGE_SIZE", 224, "Side in pixels that images are resized to before ResNet50.")
-    device: str = _var("FSDL_DEVICE", "auto", "Torch device for feature extraction: auto, cpu, cuda or cuda:N.")
-    batch_size: int = _var("FSDL_BATCH_SIZE", 0, "Images per ResNet50 forward pass; 0 picks one for the device.")
-    max_image_pixels: int = _var(
+    image_size: int = setting("FSDL_IMAGE_SIZE", 224, "Side in pixels that images are resized to before ResNet50.")
+    device: str = setting("FSDL_DEVICE", "auto", "Torch device for feature extraction: auto, cpu, cuda or cuda:N.")
+    batch_size: int = setting("FSDL_BATCH_SIZE", 0, "Images per ResNet50 forward pass; 0 picks one for the device.")
+    max_image_pixels: int = setting(
         "FSDL_MAX_IMAGE_PIXELS",
         25_000_000,
         "Largest image (width x height) accepted; protects against decompression bombs.",
     )
-    mlflow_tracking_uri: str = _var(
+    mlflow_tracking_uri: str = setting(
         "MLFLOW_TRACKING_URI",
         "",
         "MLflow tracking server used by every client; empty means http://FSDL_BIND_HOST:MLFLOW_PORT.",
     )
-    scenes_model_name: str = _var(
+    scenes_model_name: str = setting(
         "FSDL_SCENES_MODEL_NAME", "intel-scenes", "Registered model name of the scene classifier."
     )
-    scenes_experiment: str = _var(
+    scenes_experiment: str = setting(
         "FSDL_SCENES_EXPERIMENT", "intel-scenes", "MLflow experiment of the scene training runs."
     )
-    auto_promote: bool = _var(
+    auto_promote: bool = setting(
         "FSDL_AUTO_PROMOTE",
         False,
         "Let the scene DAG move 'production' to a challenger that beats it on the same test split.",
     )
-    wine_model_name: str = _var("FSDL_WINE_MODEL_NAME", "wine-quality", "Registered model name of the wine regressor.")
-    wine_experiment: str = _var("FSDL_WINE_EXPERIMENT", "wine-quality", "MLflow experiment of the wine training runs.")
-    code_version: str = _var(
+    wine_model_name: str = setting(
+        "FSDL_WINE_MODEL_NAME", "wine-quality", "Registered model name of the wine regressor."
+    )
+    wine_experiment: str = setting(
+        "FSDL_WINE_EXPERIMENT", "wine-quality", "MLflow experiment of the wine training runs."
+    )
+    code_version: str = setting(
         "FSDL_CODE_VERSION",
         "",
         "Code version recorded with every run; empty means the git commit, else the fsdl_lib version.",
     )
-    bind_host: str = _var("FSDL_BIND_HOST", "127.0.0.1", "Address the local services listen on.")
-    airflow_port: int = _var("AIRFLOW_PORT", 8080, "Port of the Airflow UI and REST API.")
-    mlflow_port: int = _var("MLFLOW_PORT", 5000, "Port of the MLflow UI and tracking server.")
-    webapp_port: int = _var("WEBAPP_PORT", 8000, "Port of the web app.")
-    flower_port: int = _var("FLOWER_PORT", 5555, "Port of Flower (distributed modes only).")
-    airflow_admin_user: str = _var(
+    bind_host: str = setting("FSDL_BIND_HOST", "127.0.0.1", "Address the local services listen on.")
+    airflow_port: int = setting("AIRFLOW_PORT", 8080, "Port of the Airflow UI and REST API.")
+    mlflow_port: int = setting("MLFLOW_PORT", 5000, "Port of the MLflow UI and tracking server.")
+    webapp_port: int = setting("WEBAPP_PORT", 8000, "Port of the web app.")
+    flower_port: int = setting("FLOWER_PORT", 5555, "Port of Flower (distributed modes only).")
+    airflow_admin_user: str = setting(
         "AIRFLOW_ADMIN_USER", "admin", "Login of the Airflow admin user the local modes create."
     )
-    airflow_admin_password: str = _var(
+    airflow_admin_password: str = setting(
         "AIRFLOW_ADMIN_PASSWORD", "admin", "Password of that user; change it outside a laptop."
     )
-    torch_home: Path = _var(
+    torch_home: Path = setting(
         "TORCH_HOME",
         Path.home() / ".cache" / "torch",
         "Where torch caches downloaded weights (read by torch itself).",
@@ -103,18 +147,6 @@ class Settings:
         if not self.mlflow_tracking_uri:
             uri = f"http://{self.bind_host}:{self.mlflow_port}"
             object.__setattr__(self, "mlflow_tracking_uri", uri)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: ``os.environ``); unset variables keep defaults."""
-        environ = os.environ if environ is None else environ
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(f.metadata["env"])
-            if raw is not None:
-                values[f.name] = _parse(f.metadata["env"], raw, hints[f.name])
-        return cls(**values)
 
     # Paths derived from the two roots; one place names each folder.
     @property
@@ -149,23 +181,17 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Shorthand for :meth:`Settings.from_env`."""
-    return Settings.from_env(environ)
+    settings: Settings = Settings.from_env(environ)
+    return settings
 
 
 def variables() -> list[tuple[str, str, str]]:
-    """(name, default as text, meaning) of every variable, in declaration order."""
-    return [(f.metadata["env"], _format(f.default), f.metadata["doc"]) for f in dataclasses.fields(Settings)]
+    """(name, default as text, meaning) of every variable of :class:`Settings`."""
+    return Settings.variables()
 
 
 def as_environment(settings: Settings) -> dict[str, str]:
-    """The settings as environment variables, paths made absolute (for child processes)."""
-    env: dict[str, str] = {}
-    for f in dataclasses.fields(Settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, Path):
-            value = value.expanduser().absolute()
-        env[f.metadata["env"]] = _format(value)
-    return env
+    return settings.as_environment()
 
 
 def _format(value: Any) -> str:

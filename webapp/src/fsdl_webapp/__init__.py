@@ -1,0 +1,49 @@
+"""The web app: classify an upload with the production model, collect the user's feedback."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from flask import Flask
+
+from fsdl_lib.config import Settings
+from fsdl_webapp.config import WebSettings
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Application factory. ``test_config`` overrides settings (tests pass extractor and settings)."""
+    app = Flask(__name__)
+    config = test_config or {}
+    settings: Settings = config.get("FSDL_SETTINGS") or Settings.from_env()
+    web: WebSettings = config.get("WEB_SETTINGS") or WebSettings.from_env()
+    if not web.secret_key:
+        app.logger.warning("WEBAPP_SECRET_KEY is not set; using a random key (set it when running several workers)")
+    app.config.update(
+        SECRET_KEY=web.secret_key or secrets.token_hex(32),
+        MAX_CONTENT_LENGTH=web.max_upload_mb * 1024 * 1024,
+        BOOTSTRAP_SERVE_LOCAL=True,
+        JSON_SORT_KEYS=False,
+        FSDL_SETTINGS=settings,
+        WEB_SETTINGS=web,
+        MLFLOW_UI_URL=(web.mlflow_ui_url or settings.mlflow_tracking_uri).rstrip("/"),
+    )
+    app.config.update({k: v for k, v in config.items() if k.isupper()})
+    if not app.debug:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from flask_bootstrap import Bootstrap5
+
+    Bootstrap5(app)
+
+    from fsdl_webapp import api, health, pages, services
+
+    services.init_app(app, extractor=config.get("EXTRACTOR"), start_polling=config.get("START_POLLING", True))
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    api.register_error_handlers(app)
+    return app

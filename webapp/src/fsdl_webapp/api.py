@@ -1,0 +1,131 @@
+"""The JSON API: predict, feedback, the served model. Every error is JSON with a clear message."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from fsdl_lib.classes import SCENE_CLASSES, is_scene_class
+from fsdl_lib.exceptions import InvalidImageError
+from fsdl_lib.images import EXTENSIONS, detect_format, load_image
+from fsdl_webapp.errors import ApiError, UnavailableError
+from fsdl_webapp.services import get_model_service, get_store
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
+
+PREDICTION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def no_model_message() -> str:
+    service = get_model_service()
+    detail = f" ({service.last_error})" if service.last_error else ""
+    return (
+        f"no model is being served yet{detail}. Train one with the intel_scenes DAG in Airflow, then give a "
+        f"version of {service.name!r} the alias {service.alias!r} in the MLflow UI."
+    )
+
+
+@bp.post("/predict")
+def predict():
+    service = get_model_service()
+    if "image" not in request.files:
+        raise ApiError("send the image as the multipart form field 'image'")
+    data = request.files["image"].read()
+    if not data:
+        raise ApiError("the uploaded file is empty")
+    settings = current_app.config["FSDL_SETTINGS"]
+    try:
+        image_format = detect_format(data)
+        image = load_image(data, max_pixels=settings.max_image_pixels)
+    except InvalidImageError as exc:
+        raise ApiError(f"not a usable image: {exc.reason}") from None
+    if service.current is None:
+        raise UnavailableError(no_model_message())
+    start = time.perf_counter()
+    result = service.predict(image)
+    latency_ms = (time.perf_counter() - start) * 1000
+    prediction_id = uuid.uuid4().hex
+    get_store().record_prediction(
+        prediction_id,
+        data,
+        EXTENSIONS[image_format],
+        model_name=result.model.name,
+        model_version=result.model.version,
+        label=result.label,
+        probabilities=result.probabilities,
+        latency_ms=latency_ms,
+    )
+    return jsonify(
+        prediction_id=prediction_id,
+        label=result.label,
+        probabilities=result.probabilities,
+        model={"name": result.model.name, "version": result.model.version},
+    )
+
+
+@bp.post("/feedback")
+def feedback():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError('send a JSON object: {"prediction_id": ..., "correct": true|false, "label": ...}')
+    prediction_id = body.get("prediction_id")
+    correct = body.get("correct")
+    label = body.get("label")
+    if not isinstance(prediction_id, str) or not PREDICTION_ID.match(prediction_id):
+        raise ApiError("prediction_id must be the 32-character id returned by /api/v1/predict")
+    if not isinstance(correct, bool):
+        raise ApiError("correct must be true or false")
+    if not is_scene_class(label):
+        raise ApiError(f"label must be one of: {', '.join(SCENE_CLASSES)}")
+    result = get_store().give_feedback(prediction_id, correct, label)
+    return jsonify(
+        status="stored",
+        prediction_id=result.prediction_id,
+        label=result.label,
+        correct=result.correct,
+        path=result.path,
+        repeated=result.repeated,
+    )
+
+
+@bp.get("/model")
+def model():
+    service = get_model_service()
+    served = service.current
+    if served is None:
+        raise UnavailableError(no_model_message())
+    return jsonify(
+        {**served.describe(), "extractor_backbone_id": service.extractor.id, "last_error": service.last_error}
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON errors for the API; the pages get their own error pages from Flask."""
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return jsonify(error=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if not request.path.startswith("/api/"):
+            return exc
+        messages = {
+            404: "no such API endpoint",
+            405: f"method {request.method} is not allowed here",
+            413: f"the upload is larger than the limit of {app.config['WEB_SETTINGS'].max_upload_mb} MiB",
+        }
+        return jsonify(error=messages.get(exc.code or 500, exc.description)), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error="internal error; the server log has the details"), 500
+        return "Internal error; the server log has the details.", 500

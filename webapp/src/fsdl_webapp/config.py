@@ -1,0 +1,32 @@
+"""The web app's environment variables, declared once (the library's are in fsdl_lib.config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fsdl_lib.config import EnvSettings, setting
+
+
+@dataclass(frozen=True)
+class WebSettings(EnvSettings):
+    secret_key: str = setting(
+        "WEBAPP_SECRET_KEY", "", "Flask secret key; empty makes a random one at each start (one process only)."
+    )
+    max_upload_mb: int = setting("WEBAPP_MAX_UPLOAD_MB", 10, "Largest upload accepted, in MiB (larger: HTTP 413).")
+    model_alias: str = setting("WEBAPP_MODEL_ALIAS", "production", "Registry alias of the model served.")
+    poll_seconds: int = setting(
+        "WEBAPP_MODEL_POLL_SECONDS", 5, "How often the served alias is checked for a new version."
+    )
+    prediction_ttl_seconds: int = setting(
+        "WEBAPP_PREDICTION_TTL_SECONDS", 3600, "How long an upload waits for feedback before it is removed."
+    )
+    state_dir: str = setting(
+        "WEBAPP_STATE_DIR",
+        "",
+        "Uploads awaiting feedback and the feedback log (SQLite); empty: FSDL_STORAGE_DIR/webapp.",
+    )
+    mlflow_ui_url: str = setting(
+        "WEBAPP_MLFLOW_UI_URL", "", "MLflow UI link shown on the pages; empty means MLFLOW_TRACKING_URI."
+    )
+    workers: int = setting("WEBAPP_WORKERS", 1, "gunicorn worker processes (each loads ResNet50).")
+    threads: int = setting("WEBAPP_THREADS", 4, "Threads per gunicorn worker.")

@@ -1,0 +1,187 @@
+"""The served model: resolved from the registry alias, checked, swapped atomically on promotion.
+
+One :class:`ModelService` per process holds the feature extractor (ResNet50 loads once, at start)
+and the current classifier. A background thread checks the alias every few seconds; a new version
+is loaded beside the old one and swapped in with one reference assignment, so requests never see a
+half-loaded model. If the new version cannot be loaded, or was trained on features of another
+backbone, the old one keeps serving and the reason is reported by ``status()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fsdl_lib import tracking
+from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_lib.exceptions import ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    model: Any
+    name: str
+    version: str
+    alias: str
+    backbone_id: str
+    dataset_version: str | None
+    run_id: str | None
+    loaded_at: float = field(default_factory=time.time)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "backbone_id": self.backbone_id,
+            "dataset_version": self.dataset_version,
+            "run_id": self.run_id,
+            "loaded_at": self.loaded_at,
+        }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    model: ServedModel
+
+
+class IncompatibleModelError(Exception):
+    pass
+
+
+class ModelService:
+    """Serves ``models:/<name>@<alias>`` with features from this process's extractor."""
+
+    def __init__(self, extractor: Any, name: str, alias: str, poll_seconds: float) -> None:
+        self.extractor = extractor
+        self.name = name
+        self.alias = alias
+        self.poll_seconds = poll_seconds
+        self._current: ServedModel | None = None
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.last_check: float | None = None
+
+    @property
+    def current(self) -> ServedModel | None:
+        return self._current
+
+    def refresh(self) -> bool:
+        """Check the alias once; load and swap in a new version. True if the served model changed."""
+        with self._refresh_lock:
+            self.last_check = time.time()
+            try:
+                version = tracking.resolve_alias(self.name, self.alias)
+            except ModelNotFoundError as exc:
+                served = self._current
+                self.last_error = f"{exc}; still serving version {served.version}" if served else str(exc)
+                return False
+            except Exception as exc:  # registry unreachable: keep serving what we have
+                self.last_error = f"cannot reach the model registry: {exc}"
+                log.warning("%s", self.last_error)
+                return False
+            current = self._current
+            if current is not None and current.version == str(version.version):
+                self.last_error = None
+                return False
+            try:
+                served = self._load(version)
+            except Exception as exc:
+                self.last_error = f"version {version.version} of {self.name} was not loaded: {exc}"
+                log.error("%s; %s", self.last_error, "still serving" if current else "nothing to serve")
+                return False
+            self._current = served
+            self.last_error = None
+            log.info(
+                "now serving %s version %s (@%s, backbone %s)",
+                self.name,
+                served.version,
+                self.alias,
+                served.backbone_id,
+            )
+            return True
+
+    def _load(self, version: Any) -> ServedModel:
+        backbone = version.tags.get(tracking.TAG_BACKBONE_ID)
+        if backbone != self.extractor.id:
+            raise IncompatibleModelError(
+                f"it was trained on features of backbone {backbone!r}, but this server extracts "
+                f"{self.extractor.id!r}; retrain with the server's settings (FSDL_OFFLINE_WEIGHTS, "
+                "FSDL_IMAGE_SIZE) or serve it with a matching server"
+            )
+        model = tracking.load_sklearn_model(f"models:/{self.name}/{version.version}")
+        classes = [str(c) for c in getattr(model, "classes_", [])]
+        if not classes or set(classes) - set(SCENE_CLASSES):
+            raise IncompatibleModelError(f"its classes {classes} are not scene classes")
+        return ServedModel(
+            model=model,
+            name=self.name,
+            version=str(version.version),
+            alias=self.alias,
+            backbone_id=backbone,
+            dataset_version=version.tags.get(tracking.TAG_DATASET_VERSION),
+            run_id=version.run_id,
+        )
+
+    def predict(self, image: Image.Image) -> Prediction:
+        served = self._current  # one read: the whole request uses the same version
+        if served is None:
+            raise LookupError("no model is being served")
+        features = self.extractor.extract([image])
+        classes = [str(c) for c in served.model.classes_]
+        if hasattr(served.model, "predict_proba"):
+            scores = np.asarray(served.model.predict_proba(features)[0], dtype=float)
+        else:
+            scores = np.array([1.0 if c == str(served.model.predict(features)[0]) else 0.0 for c in classes])
+        probabilities = {label: 0.0 for label in SCENE_CLASSES}
+        probabilities.update({c: float(p) for c, p in zip(classes, scores, strict=True)})
+        label = max(probabilities, key=lambda c: (probabilities[c], -SCENE_CLASSES.index(c)))
+        return Prediction(label, probabilities, served)
+
+    def status(self) -> dict[str, Any]:
+        served = self._current
+        return {
+            "serving": served.describe() if served else None,
+            "alias": self.alias,
+            "model_name": self.name,
+            "extractor_backbone_id": self.extractor.id,
+            "last_check": self.last_check,
+            "last_error": self.last_error,
+            "poll_seconds": self.poll_seconds,
+        }
+
+    def start(self, housekeeping: Callable[[], None] | None = None) -> None:
+        """Check the alias now, then every ``poll_seconds`` in a daemon thread."""
+        self.refresh()
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(self.poll_seconds):
+                try:
+                    self.refresh()
+                    if housekeeping is not None:
+                        housekeeping()
+                except Exception:
+                    log.exception("model poll failed")
+
+        self._thread = threading.Thread(target=loop, name="model-poll", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

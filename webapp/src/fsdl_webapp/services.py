@@ -1,0 +1,41 @@
+"""The process-wide resources behind an ``init_app`` seam: the model service and the feedback store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from fsdl_lib.config import Settings
+from fsdl_webapp.config import WebSettings
+from fsdl_webapp.feedback import FeedbackStore
+from fsdl_webapp.model_service import ModelService
+
+
+def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -> None:
+    settings: Settings = app.config["FSDL_SETTINGS"]
+    web: WebSettings = app.config["WEB_SETTINGS"]
+    if extractor is None:
+        from fsdl_lib.features import FeatureExtractor
+
+        extractor = FeatureExtractor.from_settings(settings)  # once per process, never per request
+    state_dir = Path(web.state_dir) if web.state_dir else settings.storage_dir / "webapp"
+    store = FeedbackStore(state_dir, settings.scenes_feedback_dir, web.prediction_ttl_seconds)
+    store.init()
+    service = ModelService(extractor, settings.scenes_model_name, web.model_alias, web.poll_seconds)
+    app.extensions["fsdl_store"] = store
+    app.extensions["fsdl_model"] = service
+    if start_polling:
+        store.expire()
+        service.start(housekeeping=store.expire)
+    else:
+        service.refresh()
+
+
+def get_model_service() -> ModelService:
+    return current_app.extensions["fsdl_model"]
+
+
+def get_store() -> FeedbackStore:
+    return current_app.extensions["fsdl_store"]
