@@ -28,9 +28,18 @@ venv: $(STAMP) ## Create .venv with every pinned dependency (about 7 GB, a few m
 up: venv ## Run the platform locally (Airflow, MLflow, web app) on SQLite; Ctrl-C stops it
 	@scripts/up.sh
 
+.PHONY: up-distributed
+up-distributed: venv ## Run the same topology as docker compose as processes: Postgres, Redis, Celery, Flower
+	@FSDL_MODE=distributed scripts/up.sh
+
+.PHONY: secrets
+secrets: ## Add the secrets docker compose needs to .env (creating it from .env.example)
+	@test -f .env || cp .env.example .env
+	@$(PYTHON) scripts/make_secrets.py .env --compose
+
 .PHONY: seed
 seed: venv ## Seed data/raw/intel_scenes from the sample photos if it holds no images
-	@$(BIN)/fsdl seed --sample samples/intel_scenes
+	@$(BIN)/fsdl seed --sample samples/intel_scenes --wine data/raw/wine/winequality-red.csv
 
 .PHONY: test
 test: venv ## Run every test layer (skips count as failures; the browser layer needs chromium)

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Environment of the local run modes; sourced by scripts/up.sh and the tests, never run directly.
 # Order: .env (if any) > values already in the environment > defaults from `fsdl env`.
-# Set FSDL_MODE=distributed before sourcing for the Postgres + Celery topology.
+# FSDL_MODE=embedded (SQLite, LocalExecutor) or distributed (Postgres, Celery + Redis, Flower).
 
 FSDL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export FSDL_ROOT
@@ -20,26 +20,12 @@ eval "$(fsdl env)" || return 1
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$FSDL_STORAGE_DIR/airflow}"
 mkdir -p "$AIRFLOW_HOME"
 
-# Secrets every process of a role must share; made once per AIRFLOW_HOME and kept there.
-python - "$AIRFLOW_HOME/secrets.env" <<'PY'
-import base64, os, secrets, sys
-path = sys.argv[1]
-wanted = {
-    "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(64),
-    "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(32),
-    "AIRFLOW__CORE__FERNET_KEY": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
-    "WEBAPP_SECRET_KEY": lambda: secrets.token_urlsafe(32),
-}
-have = open(path).read() if os.path.exists(path) else ""
-missing = [k for k in wanted if f"{k}=" not in have]
-if missing:
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
-        out.writelines(f"{k}={wanted[k]()}\n" for k in missing)
-PY
-set -a
-# shellcheck disable=SC1091
-. "$AIRFLOW_HOME/secrets.env"
-set +a
+# Secrets every process of a role must share: made once per AIRFLOW_HOME and kept there; values
+# already in the environment (from .env, say) win.
+python "$FSDL_ROOT/scripts/make_secrets.py" "$AIRFLOW_HOME/secrets.env" >/dev/null || return 1
+while IFS='=' read -r name value; do
+    [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
+done <"$AIRFLOW_HOME/secrets.env"
 
 export AIRFLOW__CORE__DAGS_FOLDER="$FSDL_ROOT/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
@@ -58,12 +44,25 @@ case "${FSDL_MODE:-embedded}" in
         export AIRFLOW__CORE__EXECUTOR=LocalExecutor
         export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
         ;;
+    distributed)
+        export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
+        export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$FSDL_POSTGRES_URL"
+        export AIRFLOW__CELERY__BROKER_URL="$FSDL_REDIS_URL"
+        export AIRFLOW__CELERY__RESULT_BACKEND="db+${FSDL_POSTGRES_URL/+psycopg2/}"
+        export AIRFLOW__CELERY__WORKER_CONCURRENCY="$FSDL_CELERY_CONCURRENCY"
+        export AIRFLOW__CELERY__FLOWER_HOST="$FSDL_BIND_HOST"
+        export AIRFLOW__CELERY__FLOWER_PORT="$FLOWER_PORT"
+        export AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT=21600
+        export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True
+        export FLOWER_UNAUTHENTICATED_API=true
+        ;;
     *)
-        echo "unknown FSDL_MODE=${FSDL_MODE}" >&2
+        echo "unknown FSDL_MODE=${FSDL_MODE} (embedded or distributed)" >&2
         return 1
         ;;
 esac
 
+export WEBAPP_MLFLOW_UI_URL="${WEBAPP_MLFLOW_UI_URL:-http://$FSDL_BIND_HOST:$MLFLOW_PORT}"
 export MLFLOW_BACKEND_STORE_URI="sqlite:///$FSDL_STORAGE_DIR/mlflow/mlflow.db"
 export MLFLOW_ARTIFACTS_DESTINATION="$FSDL_STORAGE_DIR/mlflow/artifacts"
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false

@@ -25,7 +25,14 @@ from fsdl_lib.tracking import get_or_create_experiment, log_sklearn_model, regis
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "samples" / "intel_scenes"
-LAYERS = {"lib": "lib", "dags": "dags", "webapp": "webapp", "browser": "browser", "platform": "platform"}
+LAYERS = {
+    "lib": "lib",
+    "dags": "dags",
+    "webapp": "webapp",
+    "browser": "browser",
+    "compose": "compose",
+    "platform": "platform",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

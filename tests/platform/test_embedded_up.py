@@ -109,6 +109,9 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform) ->
     assert "seeded 90 training and 30 test images" in out
     assert "using deterministic random weights (FSDL_OFFLINE_WEIGHTS=1)" in out
     assert len(list((platform.tmp / "data/raw/intel_scenes/train/sea").glob("*.jpg"))) == 15
+    assert (platform.tmp / "data/raw/wine/winequality-red.csv").read_bytes() == (
+        ROOT / "data/raw/wine/winequality-red.csv"
+    ).read_bytes()
 
     headers = {"Authorization": f"Bearer {platform.token()}"}
     assert requests.get(f"{platform.airflow}/api/v2/dags", timeout=10).status_code == 401

@@ -40,16 +40,18 @@ def _download_weights(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from fsdl_lib.seeding import seed_scenes
+    from fsdl_lib.seeding import seed_file, seed_scenes
 
     settings = config.load_settings()
+    if args.wine and seed_file(args.wine, settings.wine_csv):
+        print(f"Copied the wine data to {settings.wine_csv}.")
     result = seed_scenes(args.sample, settings.scenes_raw_dir, test_per_class=args.test_per_class)
     if result.seeded:
         print(
             f"No scene dataset found: seeded {result.train} training and {result.test} test images "
             f"from the sample photos in {args.sample} into {settings.scenes_raw_dir}."
         )
-        print("For real training data run: python scripts/download_intel_scenes.py")
+        print("For real training data run: .venv/bin/python scripts/download_intel_scenes.py --subset")
     else:
         print(f"Scene dataset present, not seeding ({result.reason}).")
     return 0
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     seed = sub.add_parser("seed", help="seed the scene splits from the sample photos if empty")
     seed.add_argument("--sample", type=Path, default=Path("samples/intel_scenes"))
     seed.add_argument("--test-per-class", type=int, default=5)
+    seed.add_argument("--wine", type=Path, help="copy this wine CSV into the data folder if it has none")
     seed.set_defaults(func=_seed)
 
     args = parser.parse_args(argv)

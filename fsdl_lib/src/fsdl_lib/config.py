@@ -131,6 +131,15 @@ class Settings(EnvSettings):
     mlflow_port: int = setting("MLFLOW_PORT", 5000, "Port of the MLflow UI and tracking server.")
     webapp_port: int = setting("WEBAPP_PORT", 8000, "Port of the web app.")
     flower_port: int = setting("FLOWER_PORT", 5555, "Port of Flower (distributed modes only).")
+    postgres_url: str = setting(
+        "FSDL_POSTGRES_URL",
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/fsdl_airflow",
+        "Airflow's metadata database in the distributed modes (the local mode creates it if missing).",
+    )
+    redis_url: str = setting("FSDL_REDIS_URL", "redis://127.0.0.1:6379/0", "Celery broker of the distributed modes.")
+    celery_concurrency: int = setting(
+        "FSDL_CELERY_CONCURRENCY", 2, "Tasks one Celery worker runs at once (each may load ResNet50, about 1 GB)."
+    )
     airflow_admin_user: str = setting(
         "AIRFLOW_ADMIN_USER", "admin", "Login of the Airflow admin user the local modes create."
     )

@@ -54,15 +54,23 @@ def seed_scenes(sample_dir: Path, dataset_dir: Path, *, test_per_class: int = 5)
         for index, photo in enumerate(photos):
             split = "test" if index < test_per_class else "train"
             target = dataset_dir / split / label / photo.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                # Copy beside the target, then rename: a killed seed never leaves half a photo.
-                partial = target.with_name(f".{target.name}.partial")
-                shutil.copyfile(photo, partial)
-                partial.replace(target)
+            seed_file(photo, target)  # beside the target, then renamed: never half a photo
             counts[split] += 1
     (dataset_dir / MARKER).write_text(
         f"train and test were seeded from {sample_dir} (no real dataset was present).\n"
         "Run scripts/download_intel_scenes.py to replace them with the Kaggle dataset.\n"
     )
     return SeedResult(True, counts["train"], counts["test"])
+
+
+def seed_file(source: Path, target: Path) -> bool:
+    """Copy ``source`` to ``target`` unless it exists (atomically); True if it copied."""
+    if target.exists():
+        return False
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} not found")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+    return True

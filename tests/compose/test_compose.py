@@ -1,0 +1,137 @@
+"""The container mode, checked without a Docker engine: schema, hadolint, and agreement with the
+Procfile of the distributed mode (same commands, same environment variable names per role)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from fsdl_webapp.config import WebSettings
+
+from fsdl_lib.config import Settings
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
+DECLARED = {name for name, _, _ in Settings.variables() + WebSettings.variables()}
+
+
+def procfile(path: Path) -> dict[str, str]:
+    entries = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def normalised(argv: list[str]) -> list[str]:
+    """The program, its subcommands and option names; option values (literal or $VAR) are blanked."""
+    out: list[str] = []
+    for token in argv:
+        out.append("<value>" if out and out[-1].startswith("--") and not token.startswith("--") else token)
+    return out
+
+
+def compose_argv(name: str) -> list[str]:
+    service = SERVICES[name]
+    command = service["command"]
+    argv = shlex.split(command) if isinstance(command, str) else [str(t) for t in command]
+    if service.get("image", "").startswith("fsdl-airflow"):
+        argv = ["airflow", *argv]  # the Airflow image's entrypoint runs `airflow <command>`
+    return argv
+
+
+@pytest.fixture(scope="module")
+def local_env(tmp_path_factory) -> dict[str, str]:
+    """The environment scripts/local-env.sh builds for the distributed mode."""
+    tmp = tmp_path_factory.mktemp("local-env")
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp), "FSDL_MODE": "distributed", "FSDL_STORAGE_DIR": str(tmp)}
+    out = subprocess.run(
+        ["bash", "-c", f". {ROOT / 'scripts' / 'local-env.sh'} && env -0"],
+        env=clean, capture_output=True, check=True,
+    )  # fmt: skip
+    pairs = [item.split(b"=", 1) for item in out.stdout.split(b"\0") if b"=" in item]
+    return {k.decode(): v.decode() for k, v in pairs}
+
+
+def test_compose_file_matches_the_compose_specification():
+    subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
+        check=True,
+    )
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_hadolint_passes(dockerfile):
+    result = subprocess.run([str(BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_every_process_of_the_distributed_mode_is_a_compose_service():
+    processes = procfile(ROOT / "Procfile.distributed")
+    assert set(processes) <= set(SERVICES)
+    assert set(SERVICES) - set(processes) == {"postgres", "redis", "airflow-init"}
+
+
+@pytest.mark.parametrize("role", sorted(procfile(ROOT / "Procfile.distributed")))
+def test_same_command_in_both_modes(role):
+    local = normalised(shlex.split(procfile(ROOT / "Procfile.distributed")[role]))
+    assert normalised(compose_argv(role)) == local
+
+
+def test_embedded_procfile_runs_the_same_commands_for_its_roles():
+    embedded, distributed = procfile(ROOT / "Procfile"), procfile(ROOT / "Procfile.distributed")
+    for role, command in embedded.items():
+        assert distributed[role] == command
+
+
+@pytest.mark.parametrize(
+    "role", ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker", "flower"]
+)
+def test_airflow_services_get_the_same_airflow_variables(role, local_env):
+    compose_names = set(SERVICES[role]["environment"])
+    local_airflow = {n for n in local_env if n.startswith("AIRFLOW__")}
+    assert {n for n in compose_names if n.startswith("AIRFLOW__")} == local_airflow
+    platform = {n for n in compose_names if not n.startswith("AIRFLOW__")} - {"DUMB_INIT_SETSID"}
+    assert platform <= DECLARED | {"FLOWER_UNAUTHENTICATED_API"}
+    assert platform <= set(local_env)
+
+
+def test_mlflow_and_webapp_get_the_same_variables(local_env):
+    mlflow_names = set(SERVICES["mlflow"]["environment"])
+    local_server = {
+        n for n in local_env if n.startswith("MLFLOW_") and n not in DECLARED and n != "MLFLOW_ALLOWED_HOSTS"
+    }
+    assert mlflow_names == local_server
+    webapp_names = set(SERVICES["webapp"]["environment"])
+    assert webapp_names <= DECLARED
+    assert webapp_names <= set(local_env)
+
+
+def test_one_secret_set_and_localhost_ports():
+    common = COMPOSE["x-airflow-common"]["environment"]
+    for name in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY"):
+        assert common[name].startswith(f"${{{name}:?")
+    assert common["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:${"), f"{name} publishes {port} beyond localhost or not configurably"
+        if name != "airflow-init":
+            assert "healthcheck" in service, f"{name} has no healthcheck"
+    assert int(common["AIRFLOW__CELERY__WORKER_CONCURRENCY"].split(":-")[1].rstrip("}")) <= 4
+
+
+def test_env_example_names_the_compose_variables():
+    text = (ROOT / ".env.example").read_text()
+    referenced = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
+    listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    assert referenced <= listed, f"missing from .env.example: {sorted(referenced - listed)}"
