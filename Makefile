@@ -37,6 +37,10 @@ secrets: ## Add the secrets docker compose needs to .env (creating it from .env.
 	@test -f .env || cp .env.example .env
 	@$(PYTHON) scripts/make_secrets.py .env --compose
 
+.PHONY: demo
+demo: venv ## One full turn of the data flywheel on the offline sample (own workspace in .demo/), then keep running
+	@$(BIN)/python scripts/demo.py --keep
+
 .PHONY: seed
 seed: venv ## Seed data/raw/intel_scenes from the sample photos if it holds no images
 	@$(BIN)/fsdl seed --sample samples/intel_scenes --wine data/raw/wine/winequality-red.csv

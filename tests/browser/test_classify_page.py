@@ -66,6 +66,14 @@ def test_classify_correct_and_send_feedback(browser, webapp_server, tmp_path):
     with sqlite3.connect(webapp_server.state_dir / "feedback.db") as db:
         row = db.execute("SELECT predicted_label, feedback_label, feedback_correct FROM predictions").fetchone()
     assert row == (predicted, correction, 0)
+
+    page.click("text=Monitoring")
+    page.wait_for_selector("#timeline-chart svg rect")
+    page.wait_for_selector("#corrections-table tbody")
+    cell = page.locator("#corrections-table tbody tr", has_text=predicted).first
+    assert "1" in cell.inner_text()
+    assert page.locator("#versions-table tbody tr").count() == 1
+    page.screenshot(path=str(tmp_path / "monitoring.png"), full_page=True)
     page.close()
 
 

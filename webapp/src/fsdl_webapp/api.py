@@ -14,6 +14,7 @@ from fsdl_lib.classes import SCENE_CLASSES, is_scene_class
 from fsdl_lib.exceptions import InvalidImageError
 from fsdl_lib.images import EXTENSIONS, detect_format, load_image
 from fsdl_webapp.errors import ApiError, UnavailableError
+from fsdl_webapp.monitoring import get_metrics
 from fsdl_webapp.services import get_model_service, get_store
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -50,6 +51,9 @@ def predict():
     start = time.perf_counter()
     result = service.predict(image)
     latency_ms = (time.perf_counter() - start) * 1000
+    metrics = get_metrics()
+    metrics.predictions.labels(result.label, result.model.version).inc()
+    metrics.latency.labels(result.model.version).observe(latency_ms / 1000)
     prediction_id = uuid.uuid4().hex
     get_store().record_prediction(
         prediction_id,
@@ -84,6 +88,8 @@ def feedback():
     if not is_scene_class(label):
         raise ApiError(f"label must be one of: {', '.join(SCENE_CLASSES)}")
     result = get_store().give_feedback(prediction_id, correct, label)
+    if not result.repeated:
+        get_metrics().feedback.labels(result.model_version, str(correct).lower()).inc()
     return jsonify(
         status="stored",
         prediction_id=result.prediction_id,

@@ -54,6 +54,7 @@ class FeedbackResult:
     correct: bool
     path: str
     repeated: bool
+    model_version: str
 
 
 class FeedbackStore:
@@ -120,7 +121,14 @@ class FeedbackStore:
             raise NotFoundError(f"no prediction with id {prediction_id}")
         if row["feedback_label"] is not None:
             if (bool(row["feedback_correct"]), row["feedback_label"]) == (correct, label):
-                return FeedbackResult(prediction_id, label, correct, row["feedback_path"], repeated=True)
+                return FeedbackResult(
+                    prediction_id,
+                    label,
+                    correct,
+                    row["feedback_path"],
+                    repeated=True,
+                    model_version=row["model_version"],
+                )
             raise ConflictError(
                 f"prediction {prediction_id} already has feedback "
                 f"(correct={bool(row['feedback_correct'])}, label={row['feedback_label']})"
@@ -157,7 +165,9 @@ class FeedbackStore:
             db.execute("COMMIT")
         upload.unlink(missing_ok=True)
         log.info("feedback for %s: %s (%s)", prediction_id, label, "confirmed" if correct else "corrected")
-        return FeedbackResult(prediction_id, label, correct, relative, repeated=False)
+        return FeedbackResult(
+            prediction_id, label, correct, relative, repeated=False, model_version=row["model_version"]
+        )
 
     def expire(self, now: float | None = None) -> int:
         """Remove uploads whose feedback never came; their log rows stay (marked expired)."""

@@ -1,0 +1,119 @@
+"""Clients of the running platform: Airflow's REST API (`/api/v2`) and the web app's JSON API.
+
+Used by `make demo`, the end-to-end and stack tests, and the flywheel benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+
+class AirflowClient:
+    """A small client of Airflow 3's REST API with a JWT from `/auth/token`."""
+
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username, self.password = username, password
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def login(self) -> None:
+        response = self.session.post(
+            f"{self.base_url}/auth/token",
+            json={"username": self.username, "password": self.password},
+            timeout=self.timeout,
+        )
+        response.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.base_url}/api/v2{path}"
+        response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        if response.status_code == 401:  # token expired: log in again once
+            self.login()
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
+
+    def wait_for_dags(self, dag_ids: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not dag_ids <= self.dag_ids():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Airflow did not load {sorted(dag_ids - self.dag_ids())} in {timeout} s")
+            time.sleep(2)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        body = {"logical_date": None, "conf": conf or {}}
+        return str(self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return list(self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, poll: float = 2) -> dict[str, Any]:
+        """Wait until the run ends; return it (check its ``state``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(dag_id, run_id)
+            if run["state"] in ("success", "failed"):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} run {run_id} still {run['state']} after {timeout} s")
+            time.sleep(poll)
+
+    def wait_for_new_run(self, dag_id: str, known: set[str], timeout: float, poll: float = 2) -> dict[str, Any]:
+        """Wait for a run of ``dag_id`` that is not in ``known`` (one an asset event created)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            new = [r for r in self.runs(dag_id) if r["dag_run_id"] not in known]
+            if new:
+                return new[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no new run of {dag_id} within {timeout} s")
+            time.sleep(poll)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return list(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
+
+
+class WebappClient:
+    """The web app's JSON API."""
+
+    def __init__(self, base_url: str, timeout: float = 60) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def predict(self, image: bytes, filename: str = "image.jpg") -> dict[str, Any]:
+        response = self.session.post(
+            f"{self.base_url}/api/v1/predict", files={"image": (filename, image)}, timeout=self.timeout
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def feedback(self, prediction_id: str, correct: bool, label: str) -> dict[str, Any]:
+        body = {"prediction_id": prediction_id, "correct": correct, "label": label}
+        response = self.session.post(f"{self.base_url}/api/v1/feedback", json=body, timeout=self.timeout)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def served_version(self) -> str | None:
+        response = self.session.get(f"{self.base_url}/api/v1/model", timeout=self.timeout)
+        return str(response.json()["version"]) if response.status_code == 200 else None
+
+    def wait_for_version(self, version: str, timeout: float, poll: float = 0.5) -> float:
+        """Wait until the app serves ``version``; return the seconds it took."""
+        start = time.monotonic()
+        while self.served_version() != version:
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"the web app did not serve version {version} within {timeout} s")
+            time.sleep(poll)
+        return time.monotonic() - start

@@ -1,0 +1,108 @@
+"""Monitoring: Prometheus metrics at /metrics, and a page with charts drawn from the feedback log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_webapp.services import get_store
+
+bp = Blueprint("monitoring", __name__)
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own (one per app, so tests stay apart)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.predictions = Counter(
+            "fsdl_predictions", "Predictions served", ["label", "model_version"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "fsdl_prediction_seconds",
+            "Time to decode, extract features and classify one upload",
+            ["model_version"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "fsdl_feedback", "Feedback received", ["model_version", "correct"], registry=self.registry
+        )
+        self.errors = Counter(
+            "fsdl_request_errors", "API requests answered with an error", ["endpoint", "status"], registry=self.registry
+        )
+
+
+def init_app(app: Any) -> None:
+    metrics = Metrics()
+    app.extensions["fsdl_metrics"] = metrics
+
+    @app.after_request
+    def count_errors(response: Response) -> Response:
+        if response.status_code >= 400 and request.path.startswith("/api/"):
+            metrics.errors.labels(request.path, str(response.status_code)).inc()
+        return response
+
+
+def get_metrics() -> Metrics:
+    return current_app.extensions["fsdl_metrics"]
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(get_metrics().registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def summarise(rows: list[dict[str, Any]], now: float, bucket_seconds: int) -> dict[str, Any]:
+    """Predictions and feedback over time, live accuracy per model version, corrections matrix."""
+    buckets: dict[int, dict[str, int]] = {}
+    versions: dict[str, dict[str, int]] = {}
+    corrections = {p: dict.fromkeys(SCENE_CLASSES, 0) for p in SCENE_CLASSES}
+    for row in rows:
+        start = int(row["created_at"] // bucket_seconds * bucket_seconds)
+        bucket = buckets.setdefault(start, {"predictions": 0, "feedback": 0})
+        bucket["predictions"] += 1
+        version = versions.setdefault(row["model_version"], {"predictions": 0, "feedback": 0, "correct": 0})
+        version["predictions"] += 1
+        if row["feedback_label"] is not None:
+            bucket["feedback"] += 1
+            version["feedback"] += 1
+            version["correct"] += int(bool(row["feedback_correct"]))
+            if not row["feedback_correct"]:
+                corrections[row["predicted_label"]][row["feedback_label"]] += 1
+    return {
+        "generated_at": now,
+        "bucket_seconds": bucket_seconds,
+        "timeline": [{"start": start, **counts} for start, counts in sorted(buckets.items())],
+        "versions": [
+            {
+                "model_version": version,
+                **counts,
+                "accuracy": counts["correct"] / counts["feedback"] if counts["feedback"] else None,
+            }
+            for version, counts in sorted(versions.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
+        ],
+        "corrections": [
+            {"predicted": predicted, "corrected": corrected, "count": count}
+            for predicted, row in corrections.items()
+            for corrected, count in row.items()
+            if count
+        ],
+    }
+
+
+@bp.get("/api/v1/stats")
+def stats():
+    bucket = request.args.get("bucket_seconds", "3600")
+    if not bucket.isdigit() or not 60 <= int(bucket) <= 86400 * 7:
+        return jsonify(error="bucket_seconds must be a whole number of seconds between 60 and 604800"), 400
+    return jsonify(summarise(get_store().rows(), time.time(), int(bucket)))
+
+
+@bp.get("/monitoring")
+def page():
+    return render_template("monitoring.html", classes=SCENE_CLASSES)

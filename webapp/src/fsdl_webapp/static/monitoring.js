@@ -1,0 +1,122 @@
+// Charts of the feedback log, drawn as plain SVG (no chart library, works offline).
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgElement(name, attributes, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function barChart(container, groups, series, options) {
+  // groups: [{label, values: {seriesName: number}}]; series: [{name, colour}]
+  container.replaceChildren();
+  if (!groups.length) {
+    container.textContent = "No data yet.";
+    return;
+  }
+  const width = 640, height = 220, left = 40, bottom = 40, top = 10;
+  const max = options.max || Math.max(1, ...groups.flatMap((g) => series.map((s) => g.values[s.name] || 0)));
+  const chart = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": options.title });
+  const plotWidth = width - left - 10, plotHeight = height - top - bottom;
+  const slot = plotWidth / groups.length, barWidth = Math.max(2, (slot * 0.8) / series.length);
+  for (const tick of [0, 0.5, 1]) {
+    const y = top + plotHeight * (1 - tick);
+    chart.appendChild(svgElement("line", { x1: left, x2: width - 10, y1: y, y2: y, class: "grid" }));
+    chart.appendChild(svgElement("text", { x: left - 4, y: y + 4, "text-anchor": "end", class: "tick" }, options.format(max * tick)));
+  }
+  groups.forEach((group, i) => {
+    series.forEach((s, j) => {
+      const value = group.values[s.name] || 0;
+      const h = (plotHeight * value) / max;
+      const x = left + i * slot + slot * 0.1 + j * barWidth;
+      const bar = svgElement("rect", { x, y: top + plotHeight - h, width: barWidth, height: h, fill: s.colour });
+      bar.appendChild(svgElement("title", {}, `${group.label}: ${s.name} ${options.format(value)}`));
+      chart.appendChild(bar);
+    });
+    if (groups.length <= 24 || i % Math.ceil(groups.length / 12) === 0) {
+      chart.appendChild(svgElement("text", { x: left + i * slot + slot / 2, y: height - bottom + 14, "text-anchor": "middle", class: "tick" }, group.label));
+    }
+  });
+  const legend = svgElement("g", {});
+  series.forEach((s, j) => {
+    legend.appendChild(svgElement("rect", { x: left + j * 120, y: height - 16, width: 10, height: 10, fill: s.colour }));
+    legend.appendChild(svgElement("text", { x: left + j * 120 + 14, y: height - 7, class: "tick" }, s.name));
+  });
+  chart.appendChild(legend);
+  container.appendChild(chart);
+}
+
+function timeLabel(epochSeconds, bucketSeconds) {
+  const date = new Date(epochSeconds * 1000);
+  return bucketSeconds >= 86400 ? date.toLocaleDateString() : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function renderVersions(versions) {
+  const body = document.querySelector("#versions-table tbody");
+  body.replaceChildren();
+  for (const v of versions) {
+    const row = body.insertRow();
+    const accuracy = v.accuracy === null ? "–" : `${(100 * v.accuracy).toFixed(0)}%`;
+    for (const cell of [`v${v.model_version}`, v.predictions, v.feedback, accuracy]) row.insertCell().textContent = cell;
+  }
+}
+
+function renderCorrections(corrections) {
+  const table = document.getElementById("corrections-table");
+  table.replaceChildren();
+  const classes = window.FSDL.classes;
+  const counts = {};
+  for (const c of corrections) counts[`${c.predicted}>${c.corrected}`] = c.count;
+  const max = Math.max(1, ...corrections.map((c) => c.count));
+  const head = table.createTHead().insertRow();
+  head.insertCell().textContent = "";
+  for (const name of classes) head.insertCell().textContent = name;
+  const body = table.createTBody();
+  for (const predicted of classes) {
+    const row = body.insertRow();
+    row.insertCell().textContent = predicted;
+    for (const corrected of classes) {
+      const cell = row.insertCell();
+      const count = counts[`${predicted}>${corrected}`] || 0;
+      cell.textContent = count || "";
+      if (count) cell.style.backgroundColor = `rgba(220, 53, 69, ${0.15 + (0.6 * count) / max})`;
+    }
+  }
+}
+
+async function refresh() {
+  const bucket = document.getElementById("bucket").value;
+  const box = document.getElementById("message");
+  try {
+    const response = await fetch(`${window.FSDL.statsUrl}?bucket_seconds=${bucket}`);
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error);
+    box.className = "alert d-none";
+    barChart(
+      document.getElementById("timeline-chart"),
+      data.timeline.map((t) => ({ label: timeLabel(t.start, data.bucket_seconds), values: { predictions: t.predictions, feedback: t.feedback } })),
+      [{ name: "predictions", colour: "#0d6efd" }, { name: "feedback", colour: "#198754" }],
+      { title: "Predictions and feedback over time", format: (v) => Math.round(v) }
+    );
+    barChart(
+      document.getElementById("accuracy-chart"),
+      data.versions.filter((v) => v.accuracy !== null).map((v) => ({ label: `v${v.model_version}`, values: { accuracy: v.accuracy } })),
+      [{ name: "accuracy", colour: "#6f42c1" }],
+      { title: "Live accuracy per model version", max: 1, format: (v) => `${Math.round(100 * v)}%` }
+    );
+    renderVersions(data.versions);
+    renderCorrections(data.corrections);
+  } catch (error) {
+    box.className = "alert alert-danger";
+    box.textContent = `Could not load the statistics: ${error.message}`;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("bucket").addEventListener("change", refresh);
+  refresh();
+  setInterval(refresh, 30000);
+});
