@@ -66,8 +66,12 @@ def main() -> None:
     assert full.extracted == n and incremental.extracted == 1
     print(f"N = {n} images at 224x224, batch size {fx.batch_size}, device {fx.device}")
     print(f"  full extraction        {full_s:8.2f} s ({n / full_s:.1f} img/s)")
-    print(f"  one new image          {incremental_s:8.3f} s = {100 * incremental_s / full_s:5.2f}% of full (target <= 3%)")
-    print(f"  nothing new            {nothing_s:8.3f} s = {100 * nothing_s / full_s:5.2f}% of full (hashing and the cache)")
+    print(
+        f"  one new image          {incremental_s:8.3f} s = {100 * incremental_s / full_s:5.2f}% of full (target <= 3%)"
+    )
+    print(
+        f"  nothing new            {nothing_s:8.3f} s = {100 * nothing_s / full_s:5.2f}% of full (hashing and the cache)"
+    )
 
 
 if __name__ == "__main__":
