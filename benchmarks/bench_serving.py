@@ -25,6 +25,8 @@ from pathlib import Path
 import psutil
 import requests
 
+from fsdl_lib.platform_client import free_port, wait_for_http
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FLOOR = """
@@ -33,26 +35,6 @@ from fsdl_lib.features import FeatureExtractor
 FeatureExtractor(offline_weights=True, image_size=224, device="cpu")
 print(psutil.Process().memory_info().rss)
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait(url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -114,7 +96,7 @@ def main() -> None:
         )  # fmt: skip
         web = None
         try:
-            wait(f"http://127.0.0.1:{mlflow_port}/health")
+            wait_for_http(f"http://127.0.0.1:{mlflow_port}/health", 180)
             os.environ["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
             register_model(tmp)
             web_env = {
@@ -133,7 +115,7 @@ def main() -> None:
                 env=web_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             url = f"http://127.0.0.1:{web_port}"
-            wait(f"{url}/readyz")
+            wait_for_http(f"{url}/readyz", 180)
 
             local = in_process_ms(photos)
             local_p50 = statistics.median(local)

@@ -16,37 +16,19 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
-
 from fsdl_lib.flywheel import Flywheel
-from fsdl_lib.platform_client import AirflowClient, WebappClient
+from fsdl_lib.platform_client import AirflowClient, WebappClient, free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the platform stopped while starting; see {ROOT / '.demo' / 'platform.log'}")
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    sys.exit(f"{url} did not answer within {timeout} s; see {ROOT / '.demo' / 'platform.log'}")
+    try:
+        wait_for_http(url, timeout, proc)
+    except (RuntimeError, TimeoutError) as exc:
+        sys.exit(f"{exc}; see {ROOT / '.demo' / 'platform.log'}")
 
 
 def describe(version: dict) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,11 +14,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
-import requests
 
 from fsdl_lib.candidates import CANDIDATES, build_pipeline
 from fsdl_lib.feature_store import FeatureStore
 from fsdl_lib.features import FeatureExtractor
+from fsdl_lib.platform_client import free_port, wait_for_http
 from fsdl_lib.seeding import seed_scenes
 from fsdl_lib.tracking import get_or_create_experiment, log_sklearn_model, register_version
 
@@ -59,30 +58,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped, and skips are failures here (--no-skips): {reason}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll ``url`` until it answers 200; fail early if ``proc`` dies."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            response = requests.get(url, timeout=5)
-            if response.status_code == 200:
-                return
-            last = response.status_code
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout} s (last: {last})")
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

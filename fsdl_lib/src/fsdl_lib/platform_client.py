@@ -5,10 +5,37 @@ Used by `make demo`, the end-to-end and stack tests, and the flywheel benchmark.
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 from typing import Any
 
 import requests
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail early, saying so, if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            response = requests.get(url, timeout=5)
+            if response.status_code == 200:
+                return
+            last = response.status_code
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout} s (last: {last})")
 
 
 class AirflowClient:
