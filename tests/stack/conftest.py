@@ -1,4 +1,4 @@
-"""The distributed stack as real processes, shared by the stack tests (started once per session)."""
+"""The distributed stack as real processes, shared by the stack tests (started once, stopped after them)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class Stack:
             raise AssertionError(f"{exc}\n{self.logs()}") from None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("stack"))
     try:

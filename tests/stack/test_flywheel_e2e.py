@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 
@@ -16,9 +15,9 @@ from tests.conftest import SAMPLE_DIR
 pytestmark = pytest.mark.slow
 
 
-def test_feedback_closes_the_loop(stack, capsys):
+def test_feedback_closes_the_loop(stack, capsys, monkeypatch):
     tracking_uri = f"http://127.0.0.1:{stack.ports['mlflow']}"
-    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     airflow = AirflowClient(stack.airflow, "admin", "admin")
     airflow.login()
     webapp = WebappClient(f"http://127.0.0.1:{stack.ports['webapp']}")
