@@ -64,12 +64,10 @@ def wine_quality():
         from fsdl_lib.config import load_settings
         from fsdl_lib.wine import load_wine, split_wine
 
-        split = split_wine(load_wine(Path(data["path"])), load_settings().processed_dir / "wine")
-        return {"train": str(split.train), "test": str(split.test), "version": split.version}
+        return split_wine(load_wine(Path(data["path"])), load_settings().processed_dir / "wine").as_dict()
 
     @task
     def train_model(split: dict, experiment_id: str, params: dict | None = None) -> str:
-        from pathlib import Path
 
         import mlflow
         from sklearn.linear_model import ElasticNet
@@ -80,7 +78,7 @@ def wine_quality():
 
         settings = load_settings()
         me = current_task()
-        train, _ = wine.WineSplit(Path(split["train"]), Path(split["test"]), split["version"]).load()
+        train, _ = wine.WineSplit.from_dict(split).load()
         x, y = wine.xy(train)
         tags = {
             tracking.TAG_DATASET_VERSION: split["version"],
@@ -100,13 +98,12 @@ def wine_quality():
 
     @task
     def evaluate_model(mlflow_run_id: str, split: dict) -> dict:
-        from pathlib import Path
 
         import mlflow
 
         from fsdl_lib import tracking, wine
 
-        _, test = wine.WineSplit(Path(split["train"]), Path(split["test"]), split["version"]).load()
+        _, test = wine.WineSplit.from_dict(split).load()
         x, y = wine.xy(test)
         model = tracking.load_sklearn_model(f"runs:/{mlflow_run_id}/model")
         metrics = wine.regression_metrics(y, model.predict(x))

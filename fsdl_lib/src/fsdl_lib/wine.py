@@ -63,6 +63,14 @@ class WineSplit:
     test: Path
     version: str
 
+    def as_dict(self) -> dict[str, str]:
+        """A small JSON-able form to pass between tasks."""
+        return {"train": str(self.train), "test": str(self.test), "version": self.version}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> WineSplit:
+        return cls(Path(data["train"]), Path(data["test"]), data["version"])
+
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         import pandas as pd
 
