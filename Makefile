@@ -46,10 +46,16 @@ seed: venv ## Seed data/raw/intel_scenes from the sample photos if it holds no i
 	@$(BIN)/fsdl seed --sample samples/intel_scenes --wine data/raw/wine/winequality-red.csv
 
 .PHONY: test
-test: venv ## Run every test layer (skips count as failures; the browser layer needs chromium)
+test: venv ## Run every test layer (skips count as failures; needs chromium and a Docker engine)
 	@command -v chromium >/dev/null || { echo "The browser tests need Chromium: sudo apt-get install chromium"; exit 1; }
+	@scripts/docker-engine.sh ensure
 	$(BIN)/ruff check .
 	FSDL_NO_SKIPS=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-compose-live
+test-compose-live: venv ## Build the images and run docker-compose.yml for real, flywheel and faults (Docker engine)
+	@scripts/docker-engine.sh ensure
+	FSDL_NO_SKIPS=1 $(BIN)/pytest tests/compose_live $(PYTEST_ARGS)
 
 .PHONY: test-lib
 test-lib: venv ## Run the fast library tests only

@@ -17,8 +17,15 @@ SECRETS = {
     "AIRFLOW__CORE__FERNET_KEY": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
     "WEBAPP_SECRET_KEY": lambda: secrets.token_urlsafe(32),
 }
+
+
+def _airflow_uid() -> str:
+    """The user the containers write data/ and storage/ as: yours, or Airflow's 50000 instead of root."""
+    return str(os.getuid() or 50000)
+
+
 COMPOSE = {
-    "AIRFLOW_UID": lambda: str(os.getuid()),
+    "AIRFLOW_UID": _airflow_uid,
     "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
 }
 

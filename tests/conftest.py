@@ -30,6 +30,7 @@ LAYERS = {
     "webapp": "webapp",
     "browser": "browser",
     "compose": "compose",
+    "compose_live": "compose_live",
     "platform": "platform",
 }
 

@@ -135,3 +135,29 @@ def test_env_example_names_the_compose_variables():
     referenced = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     assert referenced <= listed, f"missing from .env.example: {sorted(referenced - listed)}"
+
+
+def test_dockerfiles_build_without_a_registry_frontend_and_take_the_offline_arguments():
+    for dockerfile in DOCKERFILES:
+        text = dockerfile.read_text()
+        assert "# syntax=" not in text, f"{dockerfile}: a syntax line makes BuildKit pull a frontend image"
+        if "torch==" in text:
+            for arg in ("TORCH_INDEX_URL", "FSDL_BAKE_WEIGHTS"):
+                assert re.search(rf"^ARG {arg}=", text, flags=re.MULTILINE), f"{dockerfile} lacks ARG {arg}"
+    for name, service in SERVICES.items():
+        build = service.get("build")
+        if build and "torch==" in (ROOT / build["dockerfile"]).read_text():
+            assert set(build.get("args", [])) == {"TORCH_INDEX_URL", "FSDL_BAKE_WEIGHTS"}, name
+
+
+def test_every_base_image_has_a_local_stand_in():
+    """tests/compose/images/build.sh builds each image the Dockerfiles and compose file start from,
+    and each stand-in's Dockerfile says how it differs from the official image."""
+    from tests.compose_live.project import base_images
+
+    script = (ROOT / "tests" / "compose" / "images" / "build.sh").read_text()
+    built = dict(re.findall(r"^build (\S+) (\S+\.Dockerfile)", script, flags=re.MULTILINE))
+    assert base_images() == set(built)
+    for dockerfile in built.values():
+        text = (ROOT / "tests" / "compose" / "images" / dockerfile).read_text()
+        assert "Differs from the official image" in text, dockerfile

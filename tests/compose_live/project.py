@@ -1,0 +1,187 @@
+"""A copy of the repository run with `docker compose`, as a user runs it: the live compose tests and
+the compose benchmark drive the platform's containers through this one class."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from fsdl_lib.platform_client import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERRIDE = Path(__file__).with_name("compose.test.yml")
+STANDINS = "sudo tests/compose/images/build.sh"
+
+
+class ComposeError(RuntimeError):
+    pass
+
+
+def repository_files(root: Path = ROOT) -> list[str]:
+    """The files a clone of the repository has, plus new files not yet committed (not ignored ones)."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root, capture_output=True, check=True,
+    )  # fmt: skip
+    return [name for name in out.stdout.decode().split("\0") if name and (root / name).is_file()]
+
+
+def base_images(root: Path = ROOT) -> set[str]:
+    """Every image the compose file and the Dockerfiles start from (FROM lines and `image:` of services
+    that have no build section)."""
+    import yaml
+
+    images = set()
+    for dockerfile in root.glob("*/Dockerfile"):
+        images |= set(re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), flags=re.MULTILINE))
+    for service in yaml.safe_load((root / "docker-compose.yml").read_text())["services"].values():
+        if "build" not in service and "image" in service:
+            images.add(service["image"])
+    return images
+
+
+def docker(*args: str, check: bool = True, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise ComposeError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def missing_base_images() -> list[str]:
+    """Base images neither present nor pullable; empty when the build can start."""
+    missing = []
+    for image in sorted(base_images()):
+        if docker("image", "inspect", image, check=False).returncode == 0:
+            continue
+        if docker("pull", image, check=False, timeout=900).returncode != 0:
+            missing.append(image)
+    return missing
+
+
+class ComposeProject:
+    """The repository's files copied to ``workdir`` with a `.env` of their own, run as one compose project.
+
+    ``settings`` go into `.env` after what `make secrets` writes (ports are picked free unless given).
+    """
+
+    def __init__(self, workdir: Path, settings: dict[str, str] | None = None, *, name: str | None = None) -> None:
+        self.dir = workdir
+        self.name = name or f"fsdltest{secrets.token_hex(3)}"
+        self.settings = settings or {}
+        self.log = workdir.parent / f"{self.name}.log"
+
+    # --- set-up -------------------------------------------------------------------------------
+    def create(self) -> ComposeProject:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in repository_files():
+            target = self.dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target)
+        shutil.copy(OVERRIDE, self.dir / OVERRIDE.name)
+        shutil.copy(self.dir / ".env.example", self.dir / ".env")
+        subprocess.run(
+            [sys.executable, "scripts/make_secrets.py", ".env", "--compose"], cwd=self.dir, check=True,
+            capture_output=True,
+        )  # fmt: skip
+        ports = {name: str(free_port()) for name in ("AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT")}
+        with (self.dir / ".env").open("a") as env:
+            env.write("\n# --- the live compose test ---\n")
+            env.writelines(f"{k}={v}\n" for k, v in {**ports, **self.settings}.items())
+        return self
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The project's `.env` (the last value of a name wins, as in compose)."""
+        values = {}
+        for line in (self.dir / ".env").read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                name, value = line.split("=", 1)
+                values[name.strip()] = value
+        return values
+
+    def url(self, port_variable: str) -> str:
+        return f"http://127.0.0.1:{self.env[port_variable]}"
+
+    # --- compose ------------------------------------------------------------------------------
+    def compose(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = ["docker", "compose", "-p", self.name, "-f", "docker-compose.yml", "-f", OVERRIDE.name, *args]
+        start = time.monotonic()
+        result = subprocess.run(command, cwd=self.dir, capture_output=True, text=True, timeout=timeout)
+        with self.log.open("a") as log:
+            log.write(f"$ {' '.join(command[2:])}  ({time.monotonic() - start:.1f} s, exit {result.returncode})\n")
+            log.write(result.stdout[-20000:] + result.stderr[-20000:] + "\n")
+        if check and result.returncode != 0:
+            raise ComposeError(
+                f"docker compose {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}\n{self.logs()}"
+            )
+        return result
+
+    def timed(self, *args: str, timeout: float = 900) -> float:
+        start = time.monotonic()
+        self.compose(*args, timeout=timeout)
+        return time.monotonic() - start
+
+    def ps(self) -> dict[str, dict[str, Any]]:
+        """Every container of the project (running or not) by service name."""
+        out = self.compose("ps", "--all", "--format", "json").stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return {row["Service"]: row for row in rows}
+
+    def wait_healthy(self, timeout: float = 300) -> None:
+        """Wait until every running container with a healthcheck reports healthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = {
+                service: row["Status"]
+                for service, row in self.ps().items()
+                if row["State"] == "running" and row.get("Health") not in ("", "healthy")
+            }
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise ComposeError(f"not healthy after {timeout} s: {waiting}\n{self.logs(waiting)}")
+            time.sleep(2)
+
+    def state(self, service: str) -> str:
+        return docker("inspect", "-f", "{{.State.Status}}", self.container(service)).stdout.strip()
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "--all", "-q", service).stdout.strip()
+
+    def hostname(self, service: str) -> str:
+        return docker("inspect", "-f", "{{.Config.Hostname}}", self.container(service)).stdout.strip()
+
+    def exit_code(self, service: str) -> int:
+        return int(docker("inspect", "-f", "{{.State.ExitCode}}", self.container(service)).stdout.strip())
+
+    def logs(self, services: Iterable[str] = (), tail: int = 60) -> str:
+        result = self.compose("logs", "--no-color", "--tail", str(tail), *services, check=False, timeout=120)
+        return result.stdout[-12000:]
+
+    def memory(self) -> dict[str, float]:
+        """Resident memory of each running container in MiB (`docker stats`)."""
+        ids = {row["ID"][:12]: service for service, row in self.ps().items() if row["State"] == "running"}
+        out = docker("stats", "--no-stream", "--format", "{{json .}}", *ids).stdout
+        usage = {}
+        for line in out.splitlines():
+            row = json.loads(line)
+            amount = row["MemUsage"].split("/")[0].strip()
+            number, unit = re.fullmatch(r"([\d.]+)\s*([KMG]i?B|B)", amount).groups()
+            scale = {"B": 1 / 2**20, "KiB": 1 / 1024, "kB": 1 / 1024, "MiB": 1, "MB": 1, "GiB": 1024, "GB": 1024}
+            usage[ids.get(row["ID"][:12], row["Name"])] = float(number) * scale[unit]
+        return usage
+
+    def destroy(self) -> None:
+        """Stop and remove the containers, network and volumes, then the copy (the containers wrote
+        its files as AIRFLOW_UID: this user, or 50000 when the tests run as root)."""
+        if self.dir.exists():
+            self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False, timeout=300)
+            shutil.rmtree(self.dir, ignore_errors=True)

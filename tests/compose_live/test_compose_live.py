@@ -1,0 +1,278 @@
+"""`docker compose up` as users run it: build every image, start every service, turn the flywheel
+through the containers, kill and restart containers, then `down` and `up` again on the same data.
+
+The tests run in file order and share one compose project (tests/compose_live/conftest.py); each
+talks to the platform only through its public interfaces: Airflow's and MLflow's REST APIs, the web
+app's JSON API, the files on the host and the docker CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from PIL import Image, ImageOps
+
+from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_lib.platform_client import AirflowClient, WebappClient
+from tests.compose_live.project import ROOT, ComposeProject, docker
+
+pytestmark = pytest.mark.slow
+
+SERVICES = set(yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"])
+ONE_SHOT = {"airflow-init"}
+MODEL = "intel-scenes"
+TIMINGS: dict[str, float] = {}
+MEMORY: dict[str, dict[str, float]] = {}
+
+
+class Mlflow:
+    """MLflow's REST API, as a script or the MLflow UI uses it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.api = f"{base_url}/api/2.0/mlflow"
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        response = requests.get(f"{self.api}/{path}", params=params, timeout=30)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = requests.post(f"{self.api}/{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def alias(self, alias: str) -> dict[str, Any]:
+        return dict(self.get("registered-models/alias", name=MODEL, alias=alias)["model_version"])
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.post("registered-models/alias", {"name": MODEL, "alias": alias, "version": version})
+
+    def versions(self) -> dict[str, str]:
+        """Every version of the model with its run id."""
+        found = self.get("model-versions/search", filter=f"name='{MODEL}'", max_results=1000)
+        return {v["version"]: v["run_id"] for v in found.get("model_versions", [])}
+
+    def runs(self) -> dict[str, str]:
+        """Every run of every experiment, with its status."""
+        experiments = self.post("experiments/search", {"max_results": 1000}).get("experiments", [])
+        ids = [e["experiment_id"] for e in experiments]
+        runs = self.post("runs/search", {"experiment_ids": ids, "max_results": 1000}).get("runs", [])
+        return {r["info"]["run_id"]: r["info"]["status"] for r in runs}
+
+
+def tag(version: dict[str, Any], key: str) -> str | None:
+    return next((t["value"] for t in version.get("tags", []) if t["key"] == key), None)
+
+
+def photo_bytes(path: Path) -> bytes:
+    """A photo none of the splits holds (the sample mirrored), as a user would upload it."""
+    buffer = io.BytesIO()
+    ImageOps.mirror(Image.open(path).convert("RGB")).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def clients(project: ComposeProject) -> tuple[AirflowClient, Mlflow, WebappClient]:
+    env = project.env
+    airflow = AirflowClient(
+        project.url("AIRFLOW_PORT"), env.get("AIRFLOW_ADMIN_USER", "admin"), env.get("AIRFLOW_ADMIN_PASSWORD", "admin")
+    )
+    airflow.login()
+    return airflow, Mlflow(project.url("MLFLOW_PORT")), WebappClient(project.url("WEBAPP_PORT"))
+
+
+def wait_success(project: ComposeProject, airflow: AirflowClient, dag_id: str, run_id: str, timeout: float) -> dict:
+    try:
+        run = airflow.wait_for_run(dag_id, run_id, timeout)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{project.logs(['airflow-scheduler', 'airflow-worker'])}") from None
+    states = {t["task_id"]: t["state"] for t in airflow.task_instances(dag_id, run_id)}
+    assert run["state"] == "success", f"{dag_id} {run_id}: {states}\n{project.logs(['airflow-worker'])}"
+    return run
+
+
+def all_healthy(project: ComposeProject) -> dict[str, dict[str, Any]]:
+    ps = project.ps()
+    assert set(ps) == SERVICES, f"containers: {sorted(ps)}"
+    for service in SERVICES - ONE_SHOT:
+        assert ps[service]["State"] == "running", f"{service}: {ps[service]['Status']}"
+        assert ps[service]["Health"] == "healthy", f"{service}: {ps[service]['Status']}"
+    assert ps["airflow-init"]["State"] == "exited"
+    assert project.exit_code("airflow-init") == 0, project.logs(["airflow-init"])
+    return ps
+
+
+def snapshot(project: ComposeProject, mlflow: Mlflow, webapp: WebappClient) -> dict[str, Any]:
+    """What must survive restarts: registry, runs, the feedback log, the files on the host."""
+    data = project.dir / "data"
+    stats = requests.get(f"{webapp.base_url}/api/v1/stats", timeout=30).json()
+    return {
+        "versions": mlflow.versions(),
+        "production": mlflow.alias("production")["version"],
+        "runs": mlflow.runs(),
+        "feedback_log": stats["versions"],
+        "train": sorted(str(p.relative_to(data)) for p in data.glob("raw/intel_scenes/train/*/*")),
+        "test": sorted(str(p.relative_to(data)) for p in data.glob("raw/intel_scenes/test/*/*")),
+        "feedback_db": (project.dir / "storage" / "webapp" / "feedback.db").stat().st_size > 0,
+    }
+
+
+def test_images_build_and_every_service_becomes_healthy(project):
+    TIMINGS["build"] = project.timed("build", timeout=3600)
+    TIMINGS["up until healthy"] = project.timed("up", "--detach", "--wait", "--wait-timeout", "900", timeout=1000)
+    all_healthy(project)
+
+    # airflow-init seeded the sample photos into the host's data/, owned by AIRFLOW_UID.
+    uid = int(project.env["AIRFLOW_UID"])
+    train = list((project.dir / "data" / "raw" / "intel_scenes" / "train").glob("*/*.jpg"))
+    assert len(train) == 90
+    assert len(list((project.dir / "data" / "raw" / "intel_scenes" / "test").glob("*/*.jpg"))) == 30
+    assert {p.stat().st_uid for p in train} == {uid}
+    MEMORY["at rest"] = project.memory()
+
+
+def test_flywheel_turns_through_the_containers(project):
+    airflow, mlflow, webapp = clients(project)
+    airflow.wait_for_dags({"intel_scenes_sequential", "intel_scenes_parallel", "feedback_sync"}, 180)
+
+    # Training runs on the Celery worker container.
+    start = time.monotonic()
+    first_run = airflow.trigger("intel_scenes_sequential")
+    wait_success(project, airflow, "intel_scenes_sequential", first_run, 1200)
+    TIMINGS["first training (sequential)"] = time.monotonic() - start
+    worker = project.hostname("airflow-worker")
+    instances = airflow.task_instances("intel_scenes_sequential", first_run)
+    assert instances
+    for ti in instances:
+        assert ti["hostname"] == worker, f"{ti['task_id']} ran on {ti['hostname']}, not the worker ({worker})"
+        assert "Celery" in str(ti["executor"]) or ti["executor"] is None, ti
+
+    # A person promotes the challenger (here through MLflow's REST API, as its UI does).
+    first = mlflow.alias("challenger")
+    assert tag(first, "airflow_dag_run_id") == first_run
+    mlflow.set_alias("production", first["version"])
+    webapp.wait_for_version(first["version"], timeout=120)
+
+    # A user uploads photos; one the model gets wrong is corrected through the web app's API.
+    photos = sorted((ROOT / "samples" / "intel_scenes").glob("*/*.jpg"))
+    random.Random(5).shuffle(photos)
+    feedback_start = time.monotonic()
+    correction = None
+    for photo in photos:
+        prediction = webapp.predict(photo_bytes(photo), f"{photo.stem}-mirrored.jpg")
+        assert prediction["label"] in SCENE_CLASSES
+        assert prediction["model"]["version"] == first["version"]
+        if prediction["label"] != photo.parent.name:
+            correction = webapp.feedback(prediction["prediction_id"], False, photo.parent.name)
+            break
+    assert correction is not None, "the model classified every sample photo correctly: no correction to send"
+    stored = project.dir / "data" / "feedback" / "intel_scenes" / correction["path"]
+    assert stored.is_file(), f"{stored} is not on the host"
+    uid = int(project.env["AIRFLOW_UID"])
+    assert stored.stat().st_uid == uid != 0, f"{stored} belongs to uid {stored.stat().st_uid}, not AIRFLOW_UID {uid}"
+
+    # The sync merges it and updates the asset, which starts the parallel training by itself.
+    known = {r["dag_run_id"] for r in airflow.runs("intel_scenes_parallel")}
+    sync = airflow.trigger("feedback_sync")
+    wait_success(project, airflow, "feedback_sync", sync, 300)
+    states = {t["task_id"]: t["state"] for t in airflow.task_instances("feedback_sync", sync)}
+    assert states == {"sync_feedback": "success", "publish": "success"}
+    assert not stored.exists(), "the sync left the feedback file in place"
+    label, name = correction["path"].split("/")
+    merged = project.dir / "data" / "raw" / "intel_scenes" / "train" / label / name
+    assert merged.is_file()
+
+    run = airflow.wait_for_new_run("intel_scenes_parallel", known, 180)
+    assert run["run_type"] == "asset_triggered", run
+    peak: dict[str, float] = {}
+    deadline = time.monotonic() + 1200
+    while airflow.run("intel_scenes_parallel", run["dag_run_id"])["state"] not in ("success", "failed"):
+        for service, mib in project.memory().items():
+            peak[service] = max(peak.get(service, 0.0), mib)
+        assert time.monotonic() < deadline, "the asset-triggered training did not finish in 20 minutes"
+        time.sleep(3)
+    MEMORY["training (peak)"] = peak
+    wait_success(project, airflow, "intel_scenes_parallel", run["dag_run_id"], 60)
+    assert {ti["hostname"] for ti in airflow.task_instances("intel_scenes_parallel", run["dag_run_id"])} == {worker}
+
+    second = mlflow.alias("challenger")
+    assert int(second["version"]) > int(first["version"])
+    assert tag(second, "airflow_dag_run_id") == run["dag_run_id"]
+    assert tag(second, "dataset_version") != tag(first, "dataset_version")
+    mlflow.set_alias("production", second["version"])
+    webapp.wait_for_version(second["version"], timeout=120)
+    TIMINGS["feedback to new version served"] = time.monotonic() - feedback_start
+
+
+def test_killed_worker_task_is_retried_and_the_run_succeeds(project):
+    airflow, _, _ = clients(project)
+    run_id = airflow.trigger("wine_quality")
+    victim = "train_model"  # imports, autologging and the model upload: several seconds
+    deadline = time.monotonic() + 300
+    while not any(
+        ti["task_id"] == victim and ti["state"] == "running" for ti in airflow.task_instances("wine_quality", run_id)
+    ):
+        assert time.monotonic() < deadline, f"{victim} never started"
+        time.sleep(0.3)
+    time.sleep(2)
+    docker("kill", project.container("airflow-worker"))
+    time.sleep(3)
+    if project.state("airflow-worker") != "running":  # a killed container stays down, whatever its restart policy
+        project.compose("restart", "airflow-worker", timeout=300)
+    project.wait_healthy()
+
+    wait_success(project, airflow, "wine_quality", run_id, 600)
+    killed = next(ti for ti in airflow.task_instances("wine_quality", run_id) if ti["task_id"] == victim)
+    assert killed["try_number"] >= 2, f"{victim} was not retried: {killed}"
+
+
+def test_restarted_webapp_and_mlflow_lose_nothing(project):
+    _, mlflow, webapp = clients(project)
+    before = snapshot(project, mlflow, webapp)
+    assert sum(v["feedback"] for v in before["feedback_log"]) >= 1
+    project.compose("restart", "webapp", "mlflow", timeout=300)
+    project.wait_healthy()
+    webapp.wait_for_version(before["production"], timeout=120)
+    assert snapshot(project, mlflow, webapp) == before
+
+
+def test_down_keeps_the_data_and_a_second_up_reuses_it(project):
+    _, mlflow, webapp = clients(project)
+    before = snapshot(project, mlflow, webapp)
+    project.compose("down", "--timeout", "30", timeout=300)
+    assert not project.ps(), "containers are left after down"
+    assert (project.dir / "storage" / "mlflow" / "mlflow.db").is_file()
+    assert (project.dir / "storage" / "webapp" / "feedback.db").is_file()
+
+    TIMINGS["second up until healthy"] = project.timed("up", "--detach", "--wait", "--wait-timeout", "600", timeout=700)
+    all_healthy(project)
+    init_log = project.logs(["airflow-init"], tail=200)
+    assert "not seeding" in init_log, init_log
+    airflow, mlflow, webapp = clients(project)
+    webapp.wait_for_version(before["production"], timeout=120)
+    assert snapshot(project, mlflow, webapp) == before
+    assert len(airflow.runs("intel_scenes_sequential")) == 1  # Airflow's history is in the Postgres volume
+
+
+def test_report(project, capsys):
+    """Print what this run measured (benchmarks/README.md quotes such numbers)."""
+    sizes = {
+        image: int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout) / 2**30
+        for image in ("fsdl-airflow:3.3.2", "fsdl-webapp:0.1.0", "fsdl-mlflow:3.17.2")
+    }
+    assert TIMINGS
+    assert MEMORY
+    with capsys.disabled():
+        print("\nthe platform under docker compose:")
+        for step, seconds in TIMINGS.items():
+            print(f"  {step:40s} {seconds:7.1f} s")
+        for image, gib in sizes.items():
+            print(f"  image {image:34s} {gib:7.2f} GiB")
+        for phase, usage in MEMORY.items():
+            print(f"  memory {phase}: " + ", ".join(f"{s} {m:.0f} MiB" for s, m in sorted(usage.items())))
