@@ -62,6 +62,9 @@ case "${FSDL_MODE:-embedded}" in
         ;;
 esac
 
+# No usage telemetry leaves the machine (MLflow's client, server and UI; any tool honouring DO_NOT_TRACK).
+export MLFLOW_DISABLE_TELEMETRY=true
+export DO_NOT_TRACK=true
 export WEBAPP_MLFLOW_UI_URL="${WEBAPP_MLFLOW_UI_URL:-http://$FSDL_BIND_HOST:$MLFLOW_PORT}"
 export MLFLOW_BACKEND_STORE_URI="sqlite:///$FSDL_STORAGE_DIR/mlflow/mlflow.db"
 export MLFLOW_ARTIFACTS_DESTINATION="$FSDL_STORAGE_DIR/mlflow/artifacts"

@@ -22,6 +22,10 @@ from fsdl_lib.platform_client import free_port, wait_for_http
 from fsdl_lib.seeding import seed_scenes
 from fsdl_lib.tracking import get_or_create_experiment, log_sklearn_model, register_version
 
+# No usage telemetry from anything the tests start, as in every run mode.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "samples" / "intel_scenes"
 LAYERS = {
@@ -120,6 +124,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         raise RuntimeError((home / "server.log").read_text()[-3000:]) from None
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["FSDL_TEST_MLFLOW_HOME"] = str(home)  # a second server on the same store (fault tests)
     yield uri
     if previous is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -22,6 +22,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
 DECLARED = {name for name, _, _ in Settings.variables() + WebSettings.variables()}
+IMAGE_ENV = {"MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"}  # the container mode sets these in the images (ENV)
 
 
 def procfile(path: Path) -> dict[str, str]:
@@ -109,7 +110,9 @@ def test_airflow_services_get_the_same_airflow_variables(role, local_env):
 def test_mlflow_and_webapp_get_the_same_variables(local_env):
     mlflow_names = set(SERVICES["mlflow"]["environment"])
     local_server = {
-        n for n in local_env if n.startswith("MLFLOW_") and n not in DECLARED and n != "MLFLOW_ALLOWED_HOSTS"
+        n
+        for n in local_env
+        if n.startswith("MLFLOW_") and n not in DECLARED | IMAGE_ENV and n != "MLFLOW_ALLOWED_HOSTS"
     }
     assert mlflow_names == local_server
     webapp_names = set(SERVICES["webapp"]["environment"])
@@ -161,3 +164,18 @@ def test_every_base_image_has_a_local_stand_in():
     for dockerfile in built.values():
         text = (ROOT / "tests" / "compose" / "images" / dockerfile).read_text()
         assert "Differs from the official image" in text, dockerfile
+
+
+def test_local_modes_send_no_usage_telemetry(local_env):
+    """MLflow's telemetry is off for every process the local modes start (its own check says so)."""
+    probe = "from mlflow.telemetry.utils import is_telemetry_disabled; print(is_telemetry_disabled())"
+    out = subprocess.run([sys.executable, "-c", probe], env=local_env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    assert local_env["DO_NOT_TRACK"] == "true"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_images_send_no_usage_telemetry(dockerfile):
+    env = " ".join(re.findall(r"^ENV (.*?)(?<!\\)$", dockerfile.read_text(), flags=re.MULTILINE | re.DOTALL))
+    assert "MLFLOW_DISABLE_TELEMETRY=true" in env
+    assert "DO_NOT_TRACK=true" in env

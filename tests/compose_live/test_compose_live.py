@@ -136,6 +136,12 @@ def test_images_build_and_every_service_becomes_healthy(project):
     assert {p.stat().st_uid for p in train} == {uid}
     MEMORY["at rest"] = project.memory()
 
+    # No usage telemetry from any image that runs MLflow's client or server.
+    probe = "from mlflow.telemetry.utils import is_telemetry_disabled; print(is_telemetry_disabled())"
+    for service in ("airflow-worker", "airflow-scheduler", "mlflow", "webapp"):
+        out = project.compose("exec", "-T", service, "python", "-c", probe).stdout.strip()
+        assert out.endswith("True"), f"{service}: telemetry is not disabled ({out})"
+
 
 def test_flywheel_turns_through_the_containers(project):
     airflow, mlflow, webapp = clients(project)

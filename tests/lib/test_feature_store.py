@@ -167,3 +167,23 @@ def test_killed_extraction_leaves_a_readable_cache_and_resumes(scene_split, tmp_
 def test_missing_split_folder_is_an_error(tmp_path, counting):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         FeatureStore(tmp_path / "x.npz").update(Path(tmp_path / "absent"), counting)
+
+
+def test_every_corpus_file_is_extracted_or_skipped_with_a_reason(scene_split, tmp_path, counting):
+    """Unusual but legal files are extracted; broken and hostile ones are skipped and reported, and
+    the split still gets its features (one bad upload never fails training)."""
+    from tests.image_corpus import corpus
+
+    samples = corpus()
+    suffixes = {"jpg", "png", "gif", "webp"}
+    for sample in samples:
+        if sample.name.rsplit(".", 1)[1] in suffixes:
+            (scene_split / "sea" / sample.name).write_bytes(sample.data)
+    features, report = FeatureStore(tmp_path / "train.npz").update(scene_split, counting)
+    listed = {f"sea/{s.name}" for s in samples if s.name.rsplit(".", 1)[1] in ("jpg", "png")}
+    accepted = {f"sea/{s.name}" for s in samples if s.accepted}
+    assert {path for path, _ in report.skipped} == listed - accepted
+    assert all(reason for _, reason in report.skipped)
+    paths = {record.path for record in features.records}
+    assert accepted <= paths
+    assert len(features) == 24 + len(accepted)

@@ -5,6 +5,7 @@ from PIL import Image
 
 from fsdl_lib.exceptions import InvalidImageError
 from fsdl_lib.images import detect_format, load_image
+from tests.image_corpus import corpus
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -69,3 +70,15 @@ def test_exif_orientation_is_applied():
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise on display
     assert load_image(encode(image, "JPEG", exif=exif)).size == (20, 40)
+
+
+@pytest.mark.parametrize("sample", corpus(), ids=lambda s: s.name)
+def test_corpus_file_is_decoded_upright_or_refused_with_a_reason(sample):
+    if sample.accepted:
+        image = load_image(sample.data)
+        assert image.mode == "RGB"
+        assert image.size == sample.size
+    else:
+        with pytest.raises(InvalidImageError) as refused:
+            load_image(sample.data)
+        assert sample.reason in refused.value.reason

@@ -38,6 +38,15 @@ def test_metrics_count_predictions_latency_feedback_and_errors(client, photo):
     assert values[("fsdl_request_errors_total", (("endpoint", "/api/v1/predict"), ("status", "400")))] == 1
 
 
+def test_error_metrics_are_labelled_by_route_not_by_raw_path(client):
+    """Random URLs must not create a Prometheus series each (unbounded memory, a scraper's nightmare)."""
+    for i in range(30):
+        assert client.get(f"/api/v1/no-such-thing-{i}").status_code == 404
+        assert client.post(f"/api/v1/predict/{i}").status_code == 404
+    errors = {labels: value for (name, labels), value in samples(client).items() if name == "fsdl_request_errors_total"}
+    assert errors == {(("endpoint", "unmatched"), ("status", "404")): 60}
+
+
 def test_stats_report_accuracy_per_version_and_corrections(client, photo):
     confirmed, corrected, unanswered = classify(client, photo), classify(client, photo), classify(client, photo)
     assert unanswered["prediction_id"]

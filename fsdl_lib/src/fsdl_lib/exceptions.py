@@ -47,3 +47,7 @@ class ModelNotFoundError(FsdlError, LookupError):
 
 class RegistrationError(FsdlError):
     """A model version could not be registered completely (nothing was left half-done)."""
+
+
+class UnsafeModelError(FsdlError):
+    """A registered model is refused because loading it could run code (not skops, or untrusted types)."""

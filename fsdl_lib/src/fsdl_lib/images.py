@@ -1,7 +1,9 @@
 """Decoding and validating images: the same rules for training files and web uploads.
 
 An image is accepted only if its bytes decode completely as JPEG or PNG; the file name and any
-declared content type are ignored. Anything else raises :class:`InvalidImageError`.
+declared content type are ignored. Anything else raises :class:`InvalidImageError`, whatever the
+decoder's own exception was. A multi-picture JPEG (MPO, as phones write for depth or stereo) is a
+JPEG whose first picture is the photo.
 """
 
 from __future__ import annotations
@@ -41,11 +43,14 @@ def detect_format(data: bytes) -> str:
         raise InvalidImageError("empty file")
     try:
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
-            return str(image.format)
+            # Pillow opens a multi-picture JPEG through its JPEG plugin and calls it MPO.
+            return "JPEG" if image.format == "MPO" else str(image.format)
     except UnidentifiedImageError:
         raise InvalidImageError("not a JPEG or PNG image") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError(f"unreadable image header ({exc})") from None
+    except Image.DecompressionBombError:
+        raise InvalidImageError("image too large: its header declares far more pixels than a photo has") from None
+    except Exception as exc:  # any decoder failure is a bad image, never a crash
+        raise InvalidImageError(f"unreadable image header ({type(exc).__name__}: {exc})") from None
 
 
 def load_image(source: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -79,5 +84,8 @@ def load_image(source: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXE
         raise
     except Image.DecompressionBombError as exc:
         raise InvalidImageError(f"image too large ({exc})", source=name) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImageError(f"truncated or corrupt {image_format} data ({exc})", source=name) from None
+    except MemoryError:
+        raise InvalidImageError("image too large to decode in memory", source=name) from None
+    except Exception as exc:  # any decoder failure is a bad image, never a crash
+        reason = f"truncated or corrupt {image_format} data ({type(exc).__name__}: {exc})"
+        raise InvalidImageError(reason, source=name) from None

@@ -274,7 +274,7 @@ def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settin
     """Move ``production`` to ``version`` only if it beats production on the same test split."""
     import mlflow
 
-    from fsdl_lib.exceptions import ModelNotFoundError
+    from fsdl_lib.exceptions import ModelNotFoundError, UnsafeModelError
 
     name = settings.scenes_model_name
     client = mlflow.MlflowClient()
@@ -296,16 +296,26 @@ def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settin
             production_version=str(current.version),
         )
     else:
-        production = tracking.load_sklearn_model(f"models:/{name}/{current.version}")
-        production_f1 = classification_metrics(test.labels, production.predict(test.features))["f1"]
-        better = challenger_f1 > production_f1
-        decision = Promotion(
-            better,
-            "challenger beats production" if better else "challenger does not beat production",
-            challenger_f1,
-            production_f1,
-            str(current.version),
-        )
+        try:
+            production = tracking.load_sklearn_model(f"models:/{name}/{current.version}")
+        except UnsafeModelError as exc:
+            production = None
+            decision = Promotion(
+                False,
+                f"production version {current.version} was refused ({exc}); a person must decide",
+                challenger_f1,
+                production_version=str(current.version),
+            )
+        if production is not None:
+            production_f1 = classification_metrics(test.labels, production.predict(test.features))["f1"]
+            better = challenger_f1 > production_f1
+            decision = Promotion(
+                better,
+                "challenger beats production" if better else "challenger does not beat production",
+                challenger_f1,
+                production_f1,
+                str(current.version),
+            )
     if decision.promoted:
         client.set_registered_model_alias(name, tracking.ALIAS_PRODUCTION, version)
     client.set_model_version_tag(name, version, "promotion_decision", decision.reason)

@@ -146,14 +146,30 @@ def _quiet_model_io() -> Iterator[None]:
         yield
 
 
+SKOPS_FILE: Final = "model.skops"
+"""The file of a scikit-learn model that MLflow logged in the skops format (its default)."""
+
+TRUSTED_TYPES: Final = (
+    # Fitted by KNeighborsClassifier on low-dimensional data (its KD-tree and distance metric).
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.neighbors._kd_tree.KDTree",
+)
+"""Types the platform trusts when loading a model, beyond skops's own safe defaults (scikit-learn
+estimators, numpy arrays, builtins). Kept here, never read from a model's files: MLflow would take
+the list, and the serialization format, from the model's own MLmodel file, which whoever registers
+a version controls."""
+
+
 def log_sklearn_model(model: Any, example: Any) -> str:
     """Log a fitted scikit-learn model as ``model`` of the active run, with signature and example.
 
-    The requirements are pinned explicitly: the inferred ones would drag torch in and take longer.
+    The skops format, so that :func:`load_sklearn_model` can load it without running code. The
+    requirements are pinned explicitly: the inferred ones would drag torch in and take longer.
     Returns the model URI.
     """
     import mlflow
     import sklearn
+    import skops
     from mlflow.models import infer_signature
 
     with _quiet_model_io():
@@ -162,16 +178,51 @@ def log_sklearn_model(model: Any, example: Any) -> str:
             name="model",
             signature=infer_signature(example, model.predict(example)),
             input_example=example,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"],
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=list(TRUSTED_TYPES),
         )
     return str(info.model_uri)
 
 
 def load_sklearn_model(uri: str) -> Any:
-    import mlflow
+    """Load the scikit-learn model at ``uri`` (``models:/``, ``runs:/`` or an artifact URI) safely.
 
-    with _quiet_model_io():
-        return mlflow.sklearn.load_model(uri)
+    The one loader of registered models: only a skops file is read, only with the types skops
+    trusts by default plus :data:`TRUSTED_TYPES`, and nothing is ever unpickled, whatever the
+    model's MLmodel file claims. Anything else raises :class:`UnsafeModelError` saying why.
+    """
+    import tempfile
+    import zipfile
+
+    import mlflow
+    import skops.io
+
+    from fsdl_lib.exceptions import UnsafeModelError
+
+    with tempfile.TemporaryDirectory(prefix="fsdl-model-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        path = local / SKOPS_FILE
+        if not path.is_file():
+            found = sorted(p.name for p in local.iterdir()) if local.is_dir() else [local.name]
+            raise UnsafeModelError(
+                f"{uri} has no {SKOPS_FILE} (it holds {found}); only scikit-learn models in the skops "
+                "format are loaded, because loading a pickle-based model can run arbitrary code"
+            )
+        try:
+            untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+            raise UnsafeModelError(f"{uri}: {SKOPS_FILE} is not a valid skops file ({exc})") from None
+        if untrusted:
+            raise UnsafeModelError(
+                f"{uri} refers to types this platform does not trust: {', '.join(untrusted)}; a model "
+                "trained by the platform's DAGs never does"
+            )
+        with _quiet_model_io():
+            try:
+                return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+            except Exception as exc:  # a malformed file of trusted types: refuse it, say why
+                raise UnsafeModelError(f"{uri}: {SKOPS_FILE} could not be loaded ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -202,19 +253,14 @@ def resolve_alias(name: str, alias: str, *, client: MlflowClient | None = None) 
         raise
 
 
-def load_model(name: str, alias: str, *, flavor: str = "sklearn", client: MlflowClient | None = None) -> LoadedModel:
-    """Resolve ``models:/<name>@<alias>`` and load that exact version with ``flavor``.
+def load_model(name: str, alias: str, *, client: MlflowClient | None = None) -> LoadedModel:
+    """Resolve ``models:/<name>@<alias>`` and load that exact version with :func:`load_sklearn_model`.
 
     The alias is resolved once and the version loaded by number, so the model and the version
     reported with it always agree even when the alias moves during the load.
     """
-    import importlib
-
     version = resolve_alias(name, alias, client=client)
-    loader = importlib.import_module(f"mlflow.{flavor}")
-    with _quiet_model_io():
-        model = loader.load_model(f"models:/{name}/{version.version}")
-    return LoadedModel(model, version)
+    return LoadedModel(load_sklearn_model(f"models:/{name}/{version.version}"), version)
 
 
 def register_version(

@@ -21,7 +21,7 @@ from PIL import Image
 
 from fsdl_lib import tracking
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_lib.exceptions import ModelNotFoundError
+from fsdl_lib.exceptions import ModelNotFoundError, UnsafeModelError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class ModelService:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.last_check: float | None = None
+        self._refused: str | None = None  # a version that can never be served: not tried again
 
     @property
     def current(self) -> ServedModel | None:
@@ -90,16 +91,23 @@ class ModelService:
                 self.last_error = f"{exc}; still serving version {served.version}" if served else str(exc)
                 return False
             except Exception as exc:  # registry unreachable: keep serving what we have
-                self.last_error = f"cannot reach the model registry: {exc}"
-                log.warning("%s", self.last_error)
+                served = self._current
+                self.last_error = "cannot reach the model registry" + (
+                    f"; still serving version {served.version}" if served else ""
+                )
+                log.warning("%s: %s", self.last_error, exc)  # the details (URLs, errors) stay in the log
                 return False
             current = self._current
             if current is not None and current.version == str(version.version):
                 self.last_error = None
                 return False
+            if self._refused == str(version.version):
+                return False  # last_error still says why
             try:
                 served = self._load(version)
             except Exception as exc:
+                if isinstance(exc, UnsafeModelError | IncompatibleModelError):
+                    self._refused = str(version.version)  # loading it again would fail the same way
                 self.last_error = f"version {version.version} of {self.name} was not loaded: {exc}"
                 log.error("%s; %s", self.last_error, "still serving" if current else "nothing to serve")
                 return False
@@ -164,19 +172,24 @@ class ModelService:
         }
 
     def start(self, housekeeping: Callable[[], None] | None = None) -> None:
-        """Check the alias now, then every ``poll_seconds`` in a daemon thread."""
-        self.refresh()
+        """Check the alias at once, then every ``poll_seconds``, in a daemon thread.
+
+        The first load happens in that thread too, so the process answers health checks even while
+        the registry is down or slow; ``/readyz`` says when a model is served.
+        """
         if self._thread is not None:
             return
 
         def loop() -> None:
-            while not self._stop.wait(self.poll_seconds):
+            while True:
                 try:
                     self.refresh()
                     if housekeeping is not None:
                         housekeeping()
                 except Exception:
                     log.exception("model poll failed")
+                if self._stop.wait(self.poll_seconds):
+                    return
 
         self._thread = threading.Thread(target=loop, name="model-poll", daemon=True)
         self._thread.start()

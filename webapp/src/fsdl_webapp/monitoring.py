@@ -44,7 +44,9 @@ def init_app(app: Any) -> None:
     @app.after_request
     def count_errors(response: Response) -> Response:
         if response.status_code >= 400 and request.path.startswith("/api/"):
-            metrics.errors.labels(request.path, str(response.status_code)).inc()
+            # Labelled by the matched route, never the raw path: random URLs must not create series.
+            endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            metrics.errors.labels(endpoint, str(response.status_code)).inc()
         return response
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from fsdl_webapp.model_service import ModelService
 
 
 def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -> None:
+    # The model poll retries by itself every few seconds: MLflow's own retries (seven, with
+    # back-off, minutes in all) would only delay noticing that the registry is back.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     settings: Settings = app.config["FSDL_SETTINGS"]
     web: WebSettings = app.config["WEB_SETTINGS"]
     if extractor is None:

@@ -1,0 +1,156 @@
+"""A version whose loading could run code is refused: nothing runs, the old version keeps serving.
+
+The hostile versions are registered through MLflow's REST API alone, as anyone who can reach the
+tracking server could; the web app runs under gunicorn as in production.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import skops.io
+import yaml
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from fsdl_lib.tracking import load_sklearn_model
+from tests.conftest import WebappServer
+
+pytestmark = pytest.mark.slow
+
+
+class WritesMarker:
+    """Unpickling this object creates ``path`` (a stand-in for any code an attacker would run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+def rest(tracking_uri: str, method: str, path: str, **body: Any) -> dict[str, Any]:
+    response = requests.request(method, f"{tracking_uri}/api/2.0/mlflow/{path}", json=body or None, timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def register_files(tracking_uri: str, name: str, files: dict[str, bytes], backbone: str) -> str:
+    """Upload ``files`` as a run's model and register them as a version of ``name``; return its number."""
+    created = requests.post(f"{tracking_uri}/api/2.0/mlflow/registered-models/create", json={"name": name}, timeout=30)
+    assert created.status_code == 200 or "RESOURCE_ALREADY_EXISTS" in created.text, created.text
+    experiment = rest(tracking_uri, "POST", "experiments/create", name=f"hostile-{uuid.uuid4().hex[:8]}")
+    run = rest(tracking_uri, "POST", "runs/create", experiment_id=experiment["experiment_id"])["run"]["info"]
+    artifacts = run["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    for filename, data in files.items():
+        url = f"{tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{artifacts}/model/{filename}"
+        assert requests.put(url, data=data, timeout=30).status_code == 200
+    version = rest(
+        tracking_uri, "POST", "model-versions/create",
+        name=name, source=f"{run['artifact_uri']}/model", run_id=run["run_id"],
+        tags=[{"key": "backbone_id", "value": backbone}],
+    )  # fmt: skip
+    return str(version["model_version"]["version"])
+
+
+def mlmodel(flavor: dict[str, Any]) -> bytes:
+    pyfunc = {"loader_module": "mlflow.sklearn", "model_path": flavor["pickled_model"], "python_version": "3.11"}
+    flavors = {"sklearn": flavor, "python_function": pyfunc}
+    return yaml.safe_dump({"artifact_path": "model", "flavors": flavors}).encode()
+
+
+def pickle_model(marker: Path) -> dict[str, bytes]:
+    flavor = {"pickled_model": "model.pkl", "serialization_format": "pickle", "sklearn_version": "1.7.0"}
+    return {"MLmodel": mlmodel(flavor), "model.pkl": pickle.dumps(WritesMarker(marker))}
+
+
+def untrusted_skops_model() -> dict[str, bytes]:
+    """A skops file holding a reference to os.system, whose MLmodel declares that type trusted."""
+    model = Pipeline([("run", FunctionTransformer(os.system))])
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    flavor = {
+        "pickled_model": "model.skops",
+        "serialization_format": "skops",
+        "sklearn_version": "1.7.0",
+        "skops_trusted_types": untrusted,
+    }
+    return {"MLmodel": mlmodel(flavor), "model.skops": skops.io.dumps(model)}
+
+
+def served(server: WebappServer) -> dict[str, Any]:
+    return dict(requests.get(f"{server.url}/api/v1/model", timeout=10).json())
+
+
+def wait_for_refusal(server: WebappServer, version: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        error = served(server).get("last_error") or ""
+        if f"version {version} " in error:
+            return error
+        assert time.monotonic() < deadline, f"version {version} was neither served nor refused: {served(server)}"
+        time.sleep(0.5)
+
+
+def test_pickle_and_untrusted_skops_versions_are_refused_and_the_old_version_serves(tmp_path, registry, mlflow_server):
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    registry.register(name)  # version 1: a real model trained by the platform's code
+    server = WebappServer(tmp_path, name).start()
+    marker = tmp_path / "code-ran"
+    try:
+        assert served(server)["version"] == "1"
+        photo = io.BytesIO((Path(__file__).parents[2] / "samples/intel_scenes/sea/10344.jpg").read_bytes())
+
+        pickled = register_files(mlflow_server, name, pickle_model(marker), registry.backbone_id)
+        rest(mlflow_server, "POST", "registered-models/alias", name=name, alias="production", version=pickled)
+        error = wait_for_refusal(server, pickled)
+        assert "model.skops" in error
+        assert "pickle" in error
+        assert not marker.exists(), "loading the pickle-format version ran its code"
+        assert served(server)["version"] == "1"
+        answer = requests.post(f"{server.url}/api/v1/predict", files={"image": ("sea.jpg", photo)}, timeout=60)
+        assert answer.status_code == 200
+        assert answer.json()["model"]["version"] == "1"
+
+        hostile = register_files(mlflow_server, name, untrusted_skops_model(), registry.backbone_id)
+        rest(mlflow_server, "POST", "registered-models/alias", name=name, alias="production", version=hostile)
+        error = wait_for_refusal(server, hostile)
+        assert "does not trust" in error
+        assert "system" in error
+        assert served(server)["version"] == "1"
+        page = requests.get(f"{server.url}/model", timeout=10).text
+        assert "does not trust" in page
+
+        # A real version promoted afterwards is served as usual.
+        good = registry.register(name, "knn_7", aliases=("production",))
+        deadline = time.monotonic() + 30
+        while served(server)["version"] != good:
+            assert time.monotonic() < deadline, served(server)
+            time.sleep(0.5)
+        assert not marker.exists()
+    finally:
+        server.stop()
+
+
+def test_the_library_loader_refuses_them_too(tmp_path, registry, mlflow_server):
+    """Auto-promotion and the DAGs load models through the same function."""
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    marker = tmp_path / "code-ran"
+    pickled = register_files(mlflow_server, name, pickle_model(marker), registry.backbone_id)
+    hostile = register_files(mlflow_server, name, untrusted_skops_model(), registry.backbone_id)
+    from fsdl_lib.exceptions import UnsafeModelError
+
+    with pytest.raises(UnsafeModelError, match="pickle"):
+        load_sklearn_model(f"models:/{name}/{pickled}")
+    with pytest.raises(UnsafeModelError, match="does not trust"):
+        load_sklearn_model(f"models:/{name}/{hostile}")
+    assert not marker.exists()
+    good = registry.register(name)
+    assert hasattr(load_sklearn_model(f"models:/{name}/{good}"), "predict_proba")
