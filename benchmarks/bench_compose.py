@@ -71,10 +71,12 @@ def main() -> None:
             time.sleep(20)
             at_rest = project.memory()
 
-            os.environ["MLFLOW_TRACKING_URI"] = project.url("MLFLOW_PORT")
-            airflow = AirflowClient(
-                project.url("AIRFLOW_PORT"), "admin", project.env.get("AIRFLOW_ADMIN_PASSWORD", "admin")
+            os.environ.update(
+                MLFLOW_TRACKING_URI=project.url("MLFLOW_PORT"),
+                MLFLOW_TRACKING_USERNAME="admin",
+                MLFLOW_TRACKING_PASSWORD=project.env["MLFLOW_AUTH_ADMIN_PASSWORD"],
             )
+            airflow = AirflowClient(project.url("AIRFLOW_PORT"), "admin", project.env["AIRFLOW_ADMIN_PASSWORD"])
             airflow.login()
             airflow.wait_for_dags({"intel_scenes_parallel", "feedback_sync"}, 180)
             wheel = Flywheel(airflow, WebappClient(project.url("WEBAPP_PORT")), "intel-scenes", say=say, timeout=3600)

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.flywheel import Flywheel, FlywheelReport
-from fsdl_lib.platform_client import AirflowClient, WebappClient, free_port, wait_for_http
+from fsdl_lib.platform_client import AirflowClient, WebappClient, free_port, local_logins, wait_for_http
 from fsdl_lib.seeding import seed_scenes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,8 +102,13 @@ def turn_distributed(tmp: Path, train_images: int, image_size: int) -> FlywheelR
         for url in (f"{base}:{ports['MLFLOW_PORT']}/health", f"{base}:{ports['AIRFLOW_PORT']}/api/v2/monitor/health",
                     f"{base}:{ports['WEBAPP_PORT']}/healthz"):  # fmt: skip
             wait_for_http(url, 240, platform)
-        os.environ["MLFLOW_TRACKING_URI"] = f"{base}:{ports['MLFLOW_PORT']}"
-        airflow = AirflowClient(f"{base}:{ports['AIRFLOW_PORT']}", "admin", "admin")
+        logins = local_logins(tmp / "storage")
+        os.environ.update(
+            MLFLOW_TRACKING_URI=f"{base}:{ports['MLFLOW_PORT']}",
+            MLFLOW_TRACKING_USERNAME="admin",
+            MLFLOW_TRACKING_PASSWORD=logins["MLFLOW_AUTH_ADMIN_PASSWORD"],
+        )
+        airflow = AirflowClient(f"{base}:{ports['AIRFLOW_PORT']}", "admin", logins["AIRFLOW_ADMIN_PASSWORD"])
         airflow.login()
         airflow.wait_for_dags({"intel_scenes_parallel", "feedback_sync"}, 180)
         wheel = Flywheel(airflow, WebappClient(f"{base}:{ports['WEBAPP_PORT']}"), "intel-scenes", say=say, timeout=3600)

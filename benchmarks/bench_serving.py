@@ -7,7 +7,7 @@ Memory: resident memory of the serving processes with the model loaded, against 
 in the same run (a bare process with torch, torchvision, ResNet50 and scikit-learn loaded).
 Targets: one serving process <= 1.15x the floor; all gunicorn processes together <= 1.3x.
 
-    .venv/bin/python benchmarks/bench_serving.py [--requests 40] [--workers 1] [--threads 4]
+    .venv/bin/python benchmarks/bench_serving.py [--requests 40] [--workers 1]
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
     photos = [p.read_bytes() for p in sorted((ROOT / "samples" / "intel_scenes").glob("*/*.jpg"))[: args.requests]]
 
@@ -107,7 +106,6 @@ def main() -> None:
                 "WEBAPP_STATE_DIR": str(tmp / "webapp"),
                 "WEBAPP_PORT": str(web_port),
                 "WEBAPP_WORKERS": str(args.workers),
-                "WEBAPP_THREADS": str(args.threads),
                 "WEBAPP_SECRET_KEY": "bench",
             }
             web = subprocess.Popen(
@@ -119,9 +117,7 @@ def main() -> None:
 
             local = in_process_ms(photos)
             local_p50 = statistics.median(local)
-            print(
-                f"{len(photos)} requests of 150x150 JPEGs; gunicorn {args.workers} worker(s) x {args.threads} threads"
-            )
+            print(f"{len(photos)} requests of 150x150 JPEGs; gunicorn {args.workers} gevent worker(s)")
             print(f"  in-process        p50 {local_p50:7.1f} ms   p99 {percentile(local, 0.99):7.1f} ms")
 
             def post(data: bytes) -> float:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from fsdl_lib.flywheel import Flywheel
-from fsdl_lib.platform_client import AirflowClient, WebappClient, free_port, wait_for_http
+from fsdl_lib.platform_client import AirflowClient, WebappClient, free_port, local_logins, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,6 @@ def main() -> None:
         FSDL_STORAGE_DIR=str(workspace / "storage"),
         FSDL_IMAGE_SIZE=str(args.image_size),
         WEBAPP_MODEL_POLL_SECONDS="2",
-        AIRFLOW_ADMIN_PASSWORD="demo",
     )
     airflow_url = f"http://127.0.0.1:{ports['AIRFLOW_PORT']}"
     mlflow_url = f"http://127.0.0.1:{ports['MLFLOW_PORT']}"
@@ -68,8 +67,13 @@ def main() -> None:
     try:
         for url in (f"{mlflow_url}/health", f"{airflow_url}/api/v2/monitor/health", f"{webapp_url}/healthz"):
             wait_for(url, platform)
-        os.environ["MLFLOW_TRACKING_URI"] = mlflow_url
-        airflow = AirflowClient(airflow_url, "admin", "demo")
+        logins = local_logins(workspace / "storage")  # generated on this first start
+        os.environ.update(
+            MLFLOW_TRACKING_URI=mlflow_url,
+            MLFLOW_TRACKING_USERNAME="admin",  # the demo plays the person who promotes
+            MLFLOW_TRACKING_PASSWORD=logins["MLFLOW_AUTH_ADMIN_PASSWORD"],
+        )
+        airflow = AirflowClient(airflow_url, "admin", logins["AIRFLOW_ADMIN_PASSWORD"])
         airflow.login()
         airflow.wait_for_dags({"intel_scenes_parallel", "feedback_sync"}, 180)
         photos = sorted((ROOT / "samples" / "intel_scenes").glob("*/*.jpg"))
@@ -86,9 +90,11 @@ What happened
   feedback to new version served: {report.timings['feedback to new version served']:.0f} s
 
 Where to look
-  Airflow  {airflow_url}/dags/intel_scenes_parallel   (login admin / demo): the asset-triggered run
+  Airflow  {airflow_url}/dags/intel_scenes_parallel   the asset-triggered run
   MLflow   {mlflow_url}/#/models/intel-scenes          both versions; each run's metrics, confusion matrix, manifests
   Web app  {webapp_url}/monitoring                      predictions, feedback and live accuracy
+  Logins   Airflow admin / {logins["AIRFLOW_ADMIN_PASSWORD"]}, MLflow admin / {logins["MLFLOW_AUTH_ADMIN_PASSWORD"]}
+           (generated for this workspace; kept in {workspace / "storage" / "airflow" / "secrets.env"})
 """, flush=True)  # fmt: skip
         if args.keep:
             print("The platform keeps running; Ctrl-C stops it.", flush=True)

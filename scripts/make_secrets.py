@@ -1,6 +1,10 @@
-"""Append the platform's secrets that FILE lacks (an env file); existing values are kept.
+"""Add the platform's secrets that FILE (an env file) lacks, generated; values already there are kept.
 
-usage: make_secrets.py FILE [--compose]   (--compose adds AIRFLOW_UID and POSTGRES_PASSWORD for docker compose)
+usage: make_secrets.py FILE [--compose]
+
+--compose also adds AIRFLOW_UID and POSTGRES_PASSWORD, which only docker compose uses. The file is
+left readable by its owner only (0600). The logins it generates are printed once, on standard
+output; later runs print nothing (the values stay in FILE).
 """
 
 from __future__ import annotations
@@ -11,11 +15,25 @@ import secrets
 import sys
 from pathlib import Path
 
+
+def token(length: int = 32) -> str:
+    """Letters, digits, '-' and '_' only: safe unquoted in env files, shell, JSON, URLs and Flower's
+    `user:password` list."""
+    return secrets.token_urlsafe(length)
+
+
 SECRETS = {
-    "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(64),  # Airflow wants >= 64 bytes
-    "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(32),
+    "AIRFLOW__API_AUTH__JWT_SECRET": lambda: token(64),  # Airflow wants >= 64 bytes
+    "AIRFLOW__API__SECRET_KEY": token,
     "AIRFLOW__CORE__FERNET_KEY": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
-    "WEBAPP_SECRET_KEY": lambda: secrets.token_urlsafe(32),
+    "WEBAPP_SECRET_KEY": token,
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": token,
+    # Logins: people use the first three; the services use the MLflow service accounts.
+    "AIRFLOW_ADMIN_PASSWORD": lambda: token(18),
+    "MLFLOW_AUTH_ADMIN_PASSWORD": lambda: token(18),
+    "FLOWER_PASSWORD": lambda: token(18),
+    "MLFLOW_PIPELINES_PASSWORD": token,
+    "WEBAPP_MLFLOW_PASSWORD": token,
 }
 
 
@@ -26,23 +44,49 @@ def _airflow_uid() -> str:
 
 COMPOSE = {
     "AIRFLOW_UID": _airflow_uid,
-    "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "POSTGRES_PASSWORD": token,
 }
+
+LOGINS = {  # printed once when generated: (service, user variable, default user)
+    "AIRFLOW_ADMIN_PASSWORD": ("Airflow", "AIRFLOW_ADMIN_USER", "admin"),
+    "MLFLOW_AUTH_ADMIN_PASSWORD": ("MLflow", "MLFLOW_AUTH_ADMIN_USERNAME", "admin"),
+    "FLOWER_PASSWORD": ("Flower", "FLOWER_USER", "admin"),
+}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                name, value = line.split("=", 1)
+                values[name.strip()] = value.strip()
+    return values
 
 
 def main() -> None:
     path = Path(sys.argv[1])
     wanted = {**SECRETS, **(COMPOSE if "--compose" in sys.argv[2:] else {})}
-    text = path.read_text() if path.exists() else ""
-    have = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line and not line.startswith("#")}
-    missing = [name for name in wanted if name not in have]
-    if not missing:
-        return
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
+    have = read_env_file(path)
+    # A value set in the environment wins over the file in every mode (compose and local-env.sh
+    # alike), so generating one would only print a login that is not in effect.
+    missing = [name for name in wanted if not have.get(name) and not os.environ.get(name)]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed (say, copied from .env.example)
+    with open(fd, "a") as out:
+        if not missing:
+            return
+        text = path.read_text()
         if text and not text.endswith("\n"):
             out.write("\n")
-        out.writelines(f"{name}={wanted[name]()}\n" for name in missing)
-    print(f"added {', '.join(missing)} to {path}")
+        generated = {name: wanted[name]() for name in missing}
+        out.writelines(f"{name}={value}\n" for name, value in generated.items())
+    logins = [(LOGINS[name], value) for name, value in generated.items() if name in LOGINS]
+    if logins:
+        print(f"Generated logins (kept in {path}, readable by you only):")
+        for (service, user_variable, default), password in logins:
+            user = os.environ.get(user_variable) or have.get(user_variable) or default
+            print(f"  {service:8s} {user} / {password}")
 
 
 if __name__ == "__main__":

@@ -13,16 +13,18 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 mode=${FSDL_MODE:-embedded}
 procfile="$FSDL_ROOT/Procfile"
-ports=("$AIRFLOW_PORT" "$MLFLOW_PORT" "$WEBAPP_PORT")
+endpoints=("$AIRFLOW_BIND_HOST:$AIRFLOW_PORT" "$MLFLOW_BIND_HOST:$MLFLOW_PORT" "$WEBAPP_BIND_HOST:$WEBAPP_PORT")
 if [ "$mode" = distributed ]; then
     procfile="$FSDL_ROOT/Procfile.distributed"
-    ports+=("$FLOWER_PORT")
+    endpoints+=("$FLOWER_BIND_HOST:$FLOWER_PORT")
 fi
 
-for port in "${ports[@]}"; do
-    if python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('$FSDL_BIND_HOST', $port)) != 0)"; then
-        echo "Port $port on $FSDL_BIND_HOST is already in use: is the platform already running?" >&2
-        echo "Stop it, or pick other ports in .env (AIRFLOW_PORT, MLFLOW_PORT, WEBAPP_PORT)." >&2
+for endpoint in "${endpoints[@]}"; do
+    host=$(reach "${endpoint%:*}")
+    port=${endpoint##*:}
+    if python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('$host', $port)) != 0)"; then
+        echo "Port $port on $host is already in use: is the platform already running?" >&2
+        echo "Stop it, or pick other ports in .env (AIRFLOW_PORT, MLFLOW_PORT, WEBAPP_PORT, FLOWER_PORT)." >&2
         exit 1
     fi
 done
@@ -51,26 +53,36 @@ airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || {
 python - "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" <<'PY'
 import json, os, sys
 path, user, password = sys.argv[1:]
+if not password:
+    sys.exit("AIRFLOW_ADMIN_PASSWORD is empty: remove the empty line from .env to have one generated")
 tmp = path + ".tmp"
 with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
     json.dump({user: password}, out)
 os.replace(tmp, path)
 PY
+say "MLflow logins"
+python "$FSDL_ROOT/mlflow/accounts.py" "$FSDL_STORAGE_DIR/mlflow"
 
 if $prepare_only; then
     exit 0
 fi
 
-cat <<MSG
-
-  Airflow UI   http://$FSDL_BIND_HOST:$AIRFLOW_PORT   (login $AIRFLOW_ADMIN_USER / $AIRFLOW_ADMIN_PASSWORD)
-  MLflow UI    http://$FSDL_BIND_HOST:$MLFLOW_PORT
-  Web app      http://$FSDL_BIND_HOST:$WEBAPP_PORT   (serves $FSDL_SCENES_MODEL_NAME@production once a version has that alias)
-MSG
-if [ "$mode" = distributed ]; then
-    echo "  Flower       http://$FSDL_BIND_HOST:$FLOWER_PORT   (Celery workers and tasks)"
+if [ -n "$FSDL_NEW_LOGINS" ]; then
+    echo
+    echo "$FSDL_NEW_LOGINS"
+    echo "  They are shown this once; later, read them in $AIRFLOW_HOME/secrets.env."
 fi
 cat <<MSG
+
+  Airflow UI   http://$(reach "$AIRFLOW_BIND_HOST"):$AIRFLOW_PORT   (login $AIRFLOW_ADMIN_USER)
+  MLflow UI    http://$(reach "$MLFLOW_BIND_HOST"):$MLFLOW_PORT   (login $MLFLOW_AUTH_ADMIN_USERNAME)
+  Web app      http://$(reach "$WEBAPP_BIND_HOST"):$WEBAPP_PORT   (serves $FSDL_SCENES_MODEL_NAME@production once a version has that alias)
+MSG
+if [ "$mode" = distributed ]; then
+    echo "  Flower       http://$(reach "$FLOWER_BIND_HOST"):$FLOWER_PORT   (login $FLOWER_USER; Celery workers and tasks)"
+fi
+cat <<MSG
+  Passwords    $AIRFLOW_HOME/secrets.env (or your .env)
   Logs         below, one colour per process; Airflow task logs in $AIRFLOW_HOME/logs
 
   Ctrl-C stops everything.

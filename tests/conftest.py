@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -100,38 +101,74 @@ def scene_split(tmp_path: Path) -> Path:
     return split
 
 
+MLFLOW_LOGINS = {
+    "MLFLOW_AUTH_ADMIN_USERNAME": "admin",
+    "MLFLOW_AUTH_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+    "MLFLOW_PIPELINES_PASSWORD": secrets.token_urlsafe(18),
+    "WEBAPP_MLFLOW_PASSWORD": secrets.token_urlsafe(18),
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(18),
+}
+"""The logins of the tests' MLflow server (made per session, as `make secrets` makes them)."""
+
+
+def start_mlflow_server(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`mlflow server` with its basic-auth app, as every run mode starts it, on the store in ``home``."""
+    env = {
+        **os.environ,
+        **MLFLOW_LOGINS,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_AUTH_CONFIG_PATH": str(home / "basic_auth.ini"),
+    }
+    python = Path(sys.executable)
+    subprocess.run([str(python), str(ROOT / "mlflow" / "accounts.py"), str(home)], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                str(python.with_name("mlflow")), "server", "--app-name", "basic-auth",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                "--backend-store-uri", f"sqlite:///{home}/mlflow.db",
+                "--artifacts-destination", str(home / "artifacts"),
+            ],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real MLflow tracking server (SQLite backend, proxied artifacts); yields its URI."""
+    """A real MLflow tracking server (SQLite backend, proxied artifacts, logins); yields its URI.
+
+    The tests' own MLflow clients log in as the admin; web app servers as the web app's account.
+    """
     home = tmp_path_factory.mktemp("mlflow")
     port = free_port()
-    log = (home / "server.log").open("wb")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")), "server",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{home}/mlflow.db",
-            "--artifacts-destination", str(home / "artifacts"),
-        ],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )  # fmt: skip
+    proc = start_mlflow_server(home, port, home / "server.log")
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{uri}/health", timeout=120, proc=proc)
     except Exception:
         stop_process_group(proc)
         raise RuntimeError((home / "server.log").read_text()[-3000:]) from None
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
+    client_env = {
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_TRACKING_USERNAME": MLFLOW_LOGINS["MLFLOW_AUTH_ADMIN_USERNAME"],
+        "MLFLOW_TRACKING_PASSWORD": MLFLOW_LOGINS["MLFLOW_AUTH_ADMIN_PASSWORD"],
+    }
+    previous = {name: os.environ.get(name) for name in client_env}
+    os.environ.update(client_env)
     os.environ["FSDL_TEST_MLFLOW_HOME"] = str(home)  # a second server on the same store (fault tests)
     yield uri
-    if previous is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     stop_process_group(proc)
-    log.close()
+
+
+def mlflow_admin() -> tuple[str, str]:
+    """The admin login of the tests' MLflow server, for plain HTTP requests (``auth=``)."""
+    return MLFLOW_LOGINS["MLFLOW_AUTH_ADMIN_USERNAME"], MLFLOW_LOGINS["MLFLOW_AUTH_ADMIN_PASSWORD"]
 
 
 IMAGE_SIZE = 64
@@ -191,19 +228,25 @@ class WebappServer:
             "WEBAPP_STATE_DIR": str(self.state_dir),
             "WEBAPP_SECRET_KEY": "test-secret",
             "WEBAPP_MODEL_POLL_SECONDS": "1",
+            "WEBAPP_MLFLOW_PASSWORD": MLFLOW_LOGINS["WEBAPP_MLFLOW_PASSWORD"],  # its own read-only login
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.wrapper: list[str] = []  # a command that execs gunicorn in a changed environment
 
-    def start(self) -> WebappServer:
+    def launch(self) -> subprocess.Popen[bytes]:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [gunicorn, "-c", "python:fsdl_webapp.gunicorn_conf", "fsdl_webapp:create_app()"],
+                [*self.wrapper, gunicorn, "-c", "python:fsdl_webapp.gunicorn_conf", "fsdl_webapp:create_app()"],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
+        return self.proc
+
+    def start(self, ready: str = "/readyz") -> WebappServer:
+        self.launch()
         try:
-            wait_for_http(f"{self.url}/readyz", 120, self.proc)
+            wait_for_http(f"{self.url}{ready}", 120, self.proc)
         except Exception as exc:
             self.stop()
             raise RuntimeError(f"{exc}\n{self.log.read_text()[-3000:]}") from None
@@ -219,3 +262,28 @@ def webapp_server(tmp_path: Path, production_model: str, mlflow_server: str) -> 
     server = WebappServer(tmp_path, production_model).start()
     yield server
     server.stop()
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """Debian's headless Chromium driven by Playwright (which cannot download a browser here)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail("Chromium is not installed: `apt-get install chromium` (the browser tests need it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

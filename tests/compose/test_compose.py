@@ -23,6 +23,7 @@ SERVICES = COMPOSE["services"]
 DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
 DECLARED = {name for name, _, _ in Settings.variables() + WebSettings.variables()}
 IMAGE_ENV = {"MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"}  # the container mode sets these in the images (ENV)
+MLFLOW_CLIENT_LOGIN = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}  # MLflow's own client settings
 
 
 def procfile(path: Path) -> dict[str, str]:
@@ -103,18 +104,21 @@ def test_airflow_services_get_the_same_airflow_variables(role, local_env):
     local_airflow = {n for n in local_env if n.startswith("AIRFLOW__")}
     assert {n for n in compose_names if n.startswith("AIRFLOW__")} == local_airflow
     platform = {n for n in compose_names if not n.startswith("AIRFLOW__")} - {"DUMB_INIT_SETSID"}
-    assert platform <= DECLARED | {"FLOWER_UNAUTHENTICATED_API"}
+    assert platform <= DECLARED | MLFLOW_CLIENT_LOGIN
     assert platform <= set(local_env)
 
 
 def test_mlflow_and_webapp_get_the_same_variables(local_env):
     mlflow_names = set(SERVICES["mlflow"]["environment"])
+    assert mlflow_names <= set(local_env)
     local_server = {
         n
         for n in local_env
-        if n.startswith("MLFLOW_") and n not in DECLARED | IMAGE_ENV and n != "MLFLOW_ALLOWED_HOSTS"
+        if n.startswith("MLFLOW_")
+        and n not in DECLARED | IMAGE_ENV | MLFLOW_CLIENT_LOGIN
+        and n != "MLFLOW_ALLOWED_HOSTS"
     }
-    assert mlflow_names == local_server
+    assert {n for n in mlflow_names if n.startswith("MLFLOW_") and n not in DECLARED} == local_server
     webapp_names = set(SERVICES["webapp"]["environment"])
     assert webapp_names <= DECLARED
     assert webapp_names <= set(local_env)
@@ -127,10 +131,27 @@ def test_one_secret_set_and_localhost_ports():
     assert common["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     for name, service in SERVICES.items():
         for port in service.get("ports", []):
-            assert port.startswith("127.0.0.1:${"), f"{name} publishes {port} beyond localhost or not configurably"
+            bind = re.match(r"\$\{([A-Z]+_BIND_HOST):-127\.0\.0\.1\}:\$\{[A-Z]+_PORT:-\d+\}:\d+$", port)
+            assert bind, f"{name} publishes {port}: not on loopback by default, or not configurably"
+            assert bind.group(1) in DECLARED
         if name != "airflow-init":
             assert "healthcheck" in service, f"{name} has no healthcheck"
     assert int(common["AIRFLOW__CELERY__WORKER_CONCURRENCY"].split(":-")[1].rstrip("}")) <= 4
+
+
+def test_compose_refuses_to_start_without_each_secret():
+    """Every secret `make secrets` writes is required (`${NAME:?...}`), never given a default."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_secrets", ROOT / "scripts" / "make_secrets.py")
+    make_secrets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_secrets)
+    text = (ROOT / "docker-compose.yml").read_text()
+    secrets = set(make_secrets.SECRETS) | set(make_secrets.COMPOSE) - {"AIRFLOW_UID"}
+    for name in secrets:
+        uses = re.findall(rf"\$\{{{name}(\W\W?)", text)
+        assert uses or name in ("WEBAPP_SECRET_KEY",) or name.startswith("AIRFLOW__"), f"{name} is never used"
+        assert all(use.startswith(":?") for use in uses), f"{name} has a fallback: {uses}"
 
 
 def test_env_example_names_the_compose_variables():

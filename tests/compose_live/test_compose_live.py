@@ -33,18 +33,19 @@ MEMORY: dict[str, dict[str, float]] = {}
 
 
 class Mlflow:
-    """MLflow's REST API, as a script or the MLflow UI uses it."""
+    """MLflow's REST API, as a script or the MLflow UI uses it, logged in as ``auth``."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, auth: tuple[str, str]) -> None:
         self.api = f"{base_url}/api/2.0/mlflow"
+        self.auth = auth
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
-        response = requests.get(f"{self.api}/{path}", params=params, timeout=30)
+        response = requests.get(f"{self.api}/{path}", params=params, auth=self.auth, timeout=30)
         response.raise_for_status()
         return dict(response.json())
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = requests.post(f"{self.api}/{path}", json=body, timeout=30)
+        response = requests.post(f"{self.api}/{path}", json=body, auth=self.auth, timeout=30)
         response.raise_for_status()
         return dict(response.json())
 
@@ -79,12 +80,12 @@ def photo_bytes(path: Path) -> bytes:
 
 
 def clients(project: ComposeProject) -> tuple[AirflowClient, Mlflow, WebappClient]:
+    """The platform's users: an Airflow admin and an MLflow admin (the logins `make secrets` made)."""
     env = project.env
-    airflow = AirflowClient(
-        project.url("AIRFLOW_PORT"), env.get("AIRFLOW_ADMIN_USER", "admin"), env.get("AIRFLOW_ADMIN_PASSWORD", "admin")
-    )
+    airflow = AirflowClient(project.url("AIRFLOW_PORT"), "admin", env["AIRFLOW_ADMIN_PASSWORD"])
     airflow.login()
-    return airflow, Mlflow(project.url("MLFLOW_PORT")), WebappClient(project.url("WEBAPP_PORT"))
+    mlflow = Mlflow(project.url("MLFLOW_PORT"), ("admin", env["MLFLOW_AUTH_ADMIN_PASSWORD"]))
+    return airflow, mlflow, WebappClient(project.url("WEBAPP_PORT"))
 
 
 def wait_success(project: ComposeProject, airflow: AirflowClient, dag_id: str, run_id: str, timeout: float) -> dict:
@@ -143,6 +144,36 @@ def test_images_build_and_every_service_becomes_healthy(project):
         assert out.endswith("True"), f"{service}: telemetry is not disabled ({out})"
 
 
+def test_every_control_surface_asks_for_its_generated_login(project):
+    env = project.env
+    assert (project.dir / ".env").stat().st_mode & 0o777 == 0o600
+    mlflow = project.url("MLFLOW_PORT")
+    search = f"{mlflow}/api/2.0/mlflow/registered-models/search"
+    assert requests.get(search, timeout=30).status_code == 401
+    assert requests.get(search, auth=("admin", "password1234"), timeout=30).status_code == 401
+    assert requests.get(search, auth=("admin", env["MLFLOW_AUTH_ADMIN_PASSWORD"]), timeout=30).ok
+    # The web app's account reads but cannot move an alias; the pipelines' account has its own login.
+    reader = ("fsdl-webapp", env["WEBAPP_MLFLOW_PASSWORD"])
+    assert requests.get(search, auth=reader, timeout=30).ok
+    flower = project.url("FLOWER_PORT")
+    assert requests.get(f"{flower}/api/workers", timeout=30).status_code == 401
+    assert requests.get(f"{flower}/", timeout=30).status_code == 401
+    assert requests.get(f"{flower}/api/workers", auth=("admin", env["FLOWER_PASSWORD"]), timeout=30).ok
+    airflow = project.url("AIRFLOW_PORT")
+    default = requests.post(f"{airflow}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30)
+    assert default.status_code in (401, 403)
+    clients(project)  # the generated Airflow login works
+
+    # Compose refuses to start without any one of the secrets, rather than falling back to a default.
+    text = (project.dir / ".env").read_text()
+    for name in ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "FLOWER_PASSWORD"):
+        without = "\n".join(line for line in text.splitlines() if not line.startswith(f"{name}="))
+        (project.dir / "without.env").write_text(without + "\n")
+        refused = project.compose("--env-file", "without.env", "config", "--quiet", check=False)
+        assert refused.returncode != 0, f"compose starts without {name}"
+        assert name in refused.stderr
+
+
 def test_flywheel_turns_through_the_containers(project):
     airflow, mlflow, webapp = clients(project)
     airflow.wait_for_dags({"intel_scenes_sequential", "intel_scenes_parallel", "feedback_sync"}, 180)
@@ -159,9 +190,15 @@ def test_flywheel_turns_through_the_containers(project):
         assert ti["hostname"] == worker, f"{ti['task_id']} ran on {ti['hostname']}, not the worker ({worker})"
         assert "Celery" in str(ti["executor"]) or ti["executor"] is None, ti
 
-    # A person promotes the challenger (here through MLflow's REST API, as its UI does).
+    # The DAGs registered it with their own account; the web app's read-only account cannot promote.
     first = mlflow.alias("challenger")
     assert tag(first, "airflow_dag_run_id") == first_run
+    reader = Mlflow(project.url("MLFLOW_PORT"), ("fsdl-webapp", project.env["WEBAPP_MLFLOW_PASSWORD"]))
+    with pytest.raises(requests.HTTPError) as refused:
+        reader.set_alias("production", first["version"])
+    assert refused.value.response.status_code == 403
+
+    # A person promotes the challenger (here through MLflow's REST API, as its UI does).
     mlflow.set_alias("production", first["version"])
     webapp.wait_for_version(first["version"], timeout=120)
 

@@ -87,3 +87,11 @@ def test_as_environment_round_trips():
     assert again.offline_weights is True
     assert again.image_size == 96
     assert again.data_dir == settings.data_dir.absolute()
+
+
+def test_each_service_has_its_own_bind_address_and_clients_reach_it():
+    settings = config.load_settings({"MLFLOW_BIND_HOST": "0.0.0.0", "WEBAPP_BIND_HOST": "10.1.2.3"})
+    assert settings.airflow_bind_host == "127.0.0.1"  # opening one service opens no other
+    assert settings.flower_bind_host == "127.0.0.1"
+    assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"  # reached on loopback when bound to all
+    assert settings.webapp_url == "http://10.1.2.3:8000"

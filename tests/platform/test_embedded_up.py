@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from fsdl_lib.platform_client import local_logins
 from tests.conftest import ROOT, free_port, stop_process_group, wait_for_http
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,6 @@ class Platform:
             AIRFLOW_PORT=str(self.airflow_port),
             WEBAPP_PORT=str(free_port()),
             MLFLOW_PORT=str(self.mlflow_port),
-            AIRFLOW_ADMIN_PASSWORD="s3cret-for-test",
             AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
         )
         self.proc: subprocess.Popen[bytes] | None = None
@@ -66,14 +66,16 @@ class Platform:
         except Exception as exc:
             raise AssertionError(f"{exc}\n--- up.log ---\n{self.output()[-4000:]}") from exc
 
-    def token(self) -> str:
-        response = requests.post(
+    @property
+    def logins(self) -> dict[str, str]:
+        return local_logins(self.tmp / "storage")
+
+    def token(self, password: str | None = None) -> requests.Response:
+        return requests.post(
             f"{self.airflow}/auth/token",
-            json={"username": "admin", "password": "s3cret-for-test"},
+            json={"username": "admin", "password": password or self.logins["AIRFLOW_ADMIN_PASSWORD"]},
             timeout=10,
         )
-        response.raise_for_status()
-        return response.json()["access_token"]
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -99,13 +101,21 @@ def dag_ids_in_folder() -> set[str]:
     return {path.stem for path in (ROOT / "dags").glob("*.py") if not path.name.startswith("_")}
 
 
-def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform) -> None:
+def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform, browser) -> None:
     proc = platform.start()
     platform.wait_healthy()
 
     out = platform.output()
     assert f"Airflow UI   http://127.0.0.1:{platform.airflow_port}" in out
-    assert "login admin / s3cret-for-test" in out
+    # The logins were generated on this first start, shown once, and kept readable by the owner only.
+    logins = platform.logins
+    secrets_file = platform.tmp / "storage" / "airflow" / "secrets.env"
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    for service, password in (("Airflow", logins["AIRFLOW_ADMIN_PASSWORD"]),
+                              ("MLflow", logins["MLFLOW_AUTH_ADMIN_PASSWORD"])):  # fmt: skip
+        assert len(password) >= 20
+        assert f"{service:8s} admin / {password}" in out
+    assert (platform.tmp / "storage" / "mlflow" / "basic_auth.db").stat().st_mode & 0o777 == 0o600
     assert "seeded 90 training and 30 test images" in out
     assert "using deterministic random weights (FSDL_OFFLINE_WEIGHTS=1)" in out
     assert len(list((platform.tmp / "data/raw/intel_scenes/train/sea").glob("*.jpg"))) == 15
@@ -113,7 +123,10 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform) ->
         ROOT / "data/raw/wine/winequality-red.csv"
     ).read_bytes()
 
-    headers = {"Authorization": f"Bearer {platform.token()}"}
+    assert platform.token("admin").status_code in (401, 403)  # no well-known default password
+    token = platform.token()
+    token.raise_for_status()
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
     assert requests.get(f"{platform.airflow}/api/v2/dags", timeout=10).status_code == 401
     deadline = time.monotonic() + 120
     while True:  # the dag-processor parses the folder shortly after start
@@ -126,13 +139,46 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform) ->
         time.sleep(2)
     assert dag_ids_in_folder(), "the dags/ folder holds no DAG"
 
+    # A person logs in to Airflow's UI in a real browser with the generated password, not the default.
+    page = browser.new_page()
+    page.goto(f"{platform.airflow}/")
+    page.wait_for_url("**/auth/login**", timeout=60_000)
+    for password, accepted in (("admin", False), (logins["AIRFLOW_ADMIN_PASSWORD"], True)):
+        page.locator("input:not([type=password])").first.fill("admin")
+        page.locator("input[type=password]").fill(password)
+        page.locator("button[type=submit]").click()
+        if accepted:
+            page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
+            page.goto(f"{platform.airflow}/dags")
+            page.get_by_text("intel_scenes_parallel").first.wait_for(timeout=60_000)
+        else:
+            page.wait_for_timeout(2000)
+            assert "/auth/login" in page.url, "the default password was accepted"
+    page.close()
+    # MLflow's UI: the browser's login prompt (basic auth); without it, 401.
+    from playwright.sync_api import Error as BrowserError
+
+    anonymous = browser.new_page()
+    with pytest.raises(BrowserError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+        anonymous.goto(f"http://127.0.0.1:{platform.mlflow_port}/")
+    anonymous.close()
+    context = browser.new_context(
+        http_credentials={"username": "admin", "password": logins["MLFLOW_AUTH_ADMIN_PASSWORD"]}
+    )
+    ui = context.new_page()
+    assert ui.goto(f"http://127.0.0.1:{platform.mlflow_port}/").status == 200
+    ui.wait_for_function("document.title.includes('MLflow')", timeout=60_000)
+    context.close()
+
     webapp = f"http://127.0.0.1:{platform.env['WEBAPP_PORT']}"
     wait_for_http(f"{webapp}/healthz", 120)
     ready = requests.get(f"{webapp}/readyz", timeout=10)
     assert ready.status_code == 503  # no production model yet
     assert "No production model yet" in requests.get(webapp, timeout=10).text
 
-    mlflow_ui = requests.get(f"http://127.0.0.1:{platform.mlflow_port}/", timeout=10)
+    mlflow = f"http://127.0.0.1:{platform.mlflow_port}"
+    assert requests.get(f"{mlflow}/", timeout=10).status_code == 401
+    mlflow_ui = requests.get(f"{mlflow}/", auth=("admin", logins["MLFLOW_AUTH_ADMIN_PASSWORD"]), timeout=10)
     assert mlflow_ui.status_code == 200
     assert "MLflow" in mlflow_ui.text
 
@@ -152,7 +198,33 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform) ->
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{platform.airflow}/api/v2/monitor/health", timeout=5)
 
-    # Safe to run again: state is reused, nothing is seeded twice.
+    # Safe to run again: state is reused, nothing is seeded twice, the logins stay and are not shown.
+    platform.log.write_text("")
     platform.start()
     platform.wait_healthy()
-    assert "Scene dataset present, not seeding" in platform.output()
+    again = platform.output()
+    assert "Scene dataset present, not seeding" in again
+    assert "Generated logins" not in again
+    assert logins["AIRFLOW_ADMIN_PASSWORD"] not in again
+    assert platform.logins == logins
+    platform.token().raise_for_status()
+
+
+def test_a_chosen_password_with_quotes_and_dollars_reaches_airflow_intact(tmp_path: Path) -> None:
+    """Values are written into JSON and shell by code that escapes them, never pasted into templates."""
+    import json
+
+    platform = Platform(tmp_path)
+    password = "a \"quoted\" pa$$word with \\ back\\slash, {braces} and 'apostrophes'"
+    env = {**platform.env, "AIRFLOW_ADMIN_PASSWORD": password}
+    subprocess.run([str(ROOT / "scripts" / "up.sh"), "--prepare-only"], env=env, check=True, timeout=300,
+                   capture_output=True)  # fmt: skip
+    written = tmp_path / "storage" / "airflow" / "passwords.json"
+    assert json.loads(written.read_text()) == {"admin": password}
+    assert written.stat().st_mode & 0o777 == 0o600
+    # The shell environment the processes get holds it unchanged too.
+    probe = subprocess.run(
+        ["bash", "-c", f". {ROOT / 'scripts' / 'local-env.sh'} && printf %s \"$AIRFLOW_ADMIN_PASSWORD\""],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert probe.stdout == password

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fsdl_lib.platform_client import AirflowClient
+from fsdl_lib.platform_client import AirflowClient, local_logins
 from tests.compose.test_compose import procfile
 from tests.conftest import ROOT, free_port, stop_process_group, wait_for_http
 
@@ -44,10 +44,25 @@ class Stack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.airflow = f"http://127.0.0.1:{self.ports['airflow']}"
         self.flower = f"http://127.0.0.1:{self.ports['flower']}"
-        self.client = AirflowClient(self.airflow, "admin", "admin")
+        self.mlflow = f"http://127.0.0.1:{self.ports['mlflow']}"
+        self.logins: dict[str, str] = {}
 
     def prepare(self) -> None:
         subprocess.run([str(ROOT / "scripts" / "up.sh"), "--prepare-only"], env=self.env, check=True, timeout=300)
+        self.logins = local_logins(self.tmp / "storage")
+        self.client = AirflowClient(self.airflow, "admin", self.logins["AIRFLOW_ADMIN_PASSWORD"])
+
+    @property
+    def flower_auth(self) -> tuple[str, str]:
+        return "admin", self.logins["FLOWER_PASSWORD"]
+
+    def mlflow_env(self) -> dict[str, str]:
+        """The environment of an MLflow client logged in as the admin (a person promoting versions)."""
+        return {
+            "MLFLOW_TRACKING_URI": self.mlflow,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": self.logins["MLFLOW_AUTH_ADMIN_PASSWORD"],
+        }
 
     def start(self, role: str) -> None:
         command = procfile(ROOT / "Procfile.distributed")[role]
@@ -84,8 +99,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         stack.prepare()
         for role in procfile(ROOT / "Procfile.distributed"):
             stack.start(role)
-        for url in (f"{stack.airflow}/api/v2/monitor/health", f"http://127.0.0.1:{stack.ports['mlflow']}/health",
-                    f"http://127.0.0.1:{stack.ports['webapp']}/healthz", f"{stack.flower}/api/workers"):  # fmt: skip
+        for url in (f"{stack.airflow}/api/v2/monitor/health", f"{stack.mlflow}/health",
+                    f"http://127.0.0.1:{stack.ports['webapp']}/healthz", f"{stack.flower}/healthcheck"):  # fmt: skip
             wait_for_http(url, 180)
         stack.client.login()
         stack.client.wait_for_dags({"wine_quality", "intel_scenes_parallel", "feedback_sync"}, 120)
@@ -94,3 +109,10 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         raise AssertionError(f"{exc}\n{stack.logs()}") from exc
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def as_mlflow_admin(stack, monkeypatch) -> None:
+    """MLflow clients of this test talk to the stack's MLflow as its admin."""
+    for name, value in stack.mlflow_env().items():
+        monkeypatch.setenv(name, value)

@@ -18,14 +18,30 @@ pytestmark = pytest.mark.slow
 def flower_workers(stack) -> dict:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        workers = requests.get(f"{stack.flower}/api/workers", params={"refresh": "1"}, timeout=30).json()
+        workers = requests.get(
+            f"{stack.flower}/api/workers", params={"refresh": "1"}, auth=stack.flower_auth, timeout=30
+        ).json()
         if workers:
             return workers
         time.sleep(2)
     raise AssertionError("Flower sees no Celery worker")
 
 
-def test_dags_run_on_the_celery_worker_and_register_models(stack):
+def test_flower_and_mlflow_refuse_anonymous_clients(stack):
+    assert requests.get(f"{stack.flower}/api/workers", timeout=30).status_code == 401
+    assert requests.get(f"{stack.flower}/", timeout=30).status_code == 401
+    wrong = requests.get(f"{stack.flower}/api/workers", auth=("admin", "admin"), timeout=30)
+    assert wrong.status_code == 401
+    search = f"{stack.mlflow}/api/2.0/mlflow/registered-models/search"
+    assert requests.get(search, timeout=30).status_code == 401
+    assert requests.get(search, auth=("admin", "password1234"), timeout=30).status_code == 401
+    assert requests.get(search, auth=("admin", stack.logins["MLFLOW_AUTH_ADMIN_PASSWORD"]), timeout=30).ok
+    # The Airflow login is generated: the well-known default does not get a token.
+    token = requests.post(f"{stack.airflow}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30)
+    assert token.status_code in (401, 403)
+
+
+def test_dags_run_on_the_celery_worker_and_register_models(stack, as_mlflow_admin):
     workers = flower_workers(stack)
     (worker_name,) = workers
     assert [q["name"] for q in workers[worker_name]["active_queues"]] == ["default"]
@@ -44,10 +60,10 @@ def test_dags_run_on_the_celery_worker_and_register_models(stack):
             assert ti["queue"] == "default"
             assert ti["hostname"] == hostname, ti
             assert ti["executor"] in (None, "CeleryExecutor") or "Celery" in str(ti["executor"])
-    tasks = requests.get(f"{stack.flower}/api/tasks", timeout=30).json()
+    tasks = requests.get(f"{stack.flower}/api/tasks", auth=stack.flower_auth, timeout=30).json()
     assert sum(t["state"] == "SUCCESS" for t in tasks.values()) >= 6 + 1 + 3
 
-    client = MlflowClient(f"http://127.0.0.1:{stack.ports['mlflow']}")
+    client = MlflowClient(stack.mlflow)
     wine_version = client.get_model_version_by_alias("wine-quality", "challenger")
     scenes_version = client.get_model_version_by_alias("intel-scenes", "challenger")
     assert wine_version.tags["airflow_dag_run_id"] == wine
@@ -55,7 +71,7 @@ def test_dags_run_on_the_celery_worker_and_register_models(stack):
     assert scenes_version.tags["backbone_id"] == "resnet50:random-seed0:resize96"
 
 
-def test_killed_worker_task_is_retried_and_the_run_succeeds(stack):
+def test_killed_worker_task_is_retried_and_the_run_succeeds(stack, as_mlflow_admin):
     run_id = stack.client.trigger("wine_quality")
     victim = "train_model"  # the longest task (imports, autologging, model upload): several seconds
     deadline = time.monotonic() + 300
@@ -75,7 +91,7 @@ def test_killed_worker_task_is_retried_and_the_run_succeeds(stack):
     assert killed["try_number"] >= 2, f"{victim} was not retried: {killed}"
     assert killed["state"] == "success"
     # Every MLflow run of the DAG run ended: the killed attempt's run (if it had one) is FAILED.
-    client = MlflowClient(f"http://127.0.0.1:{stack.ports['mlflow']}")
+    client = MlflowClient(stack.mlflow)
     experiment = client.get_experiment_by_name("wine-quality")
     runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.airflow_dag_run_id = '{run_id}'")
     statuses = [r.info.status for r in runs]

@@ -15,10 +15,9 @@ from tests.conftest import SAMPLE_DIR
 pytestmark = pytest.mark.slow
 
 
-def test_feedback_closes_the_loop(stack, capsys, monkeypatch):
-    tracking_uri = f"http://127.0.0.1:{stack.ports['mlflow']}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-    airflow = AirflowClient(stack.airflow, "admin", "admin")
+def test_feedback_closes_the_loop(stack, capsys, as_mlflow_admin):
+    tracking_uri = stack.mlflow
+    airflow = AirflowClient(stack.airflow, "admin", stack.logins["AIRFLOW_ADMIN_PASSWORD"])
     airflow.login()
     webapp = WebappClient(f"http://127.0.0.1:{stack.ports['webapp']}")
     photos = sorted(SAMPLE_DIR.glob("*/*.jpg"))

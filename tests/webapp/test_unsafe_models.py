@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from fsdl_lib.tracking import load_sklearn_model
-from tests.conftest import WebappServer
+from tests.conftest import WebappServer, mlflow_admin
 
 pytestmark = pytest.mark.slow
 
@@ -38,21 +38,24 @@ class WritesMarker:
 
 
 def rest(tracking_uri: str, method: str, path: str, **body: Any) -> dict[str, Any]:
-    response = requests.request(method, f"{tracking_uri}/api/2.0/mlflow/{path}", json=body or None, timeout=30)
+    url = f"{tracking_uri}/api/2.0/mlflow/{path}"
+    response = requests.request(method, url, json=body or None, auth=mlflow_admin(), timeout=30)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
 def register_files(tracking_uri: str, name: str, files: dict[str, bytes], backbone: str) -> str:
     """Upload ``files`` as a run's model and register them as a version of ``name``; return its number."""
-    created = requests.post(f"{tracking_uri}/api/2.0/mlflow/registered-models/create", json={"name": name}, timeout=30)
+    created = requests.post(
+        f"{tracking_uri}/api/2.0/mlflow/registered-models/create", json={"name": name}, auth=mlflow_admin(), timeout=30
+    )
     assert created.status_code == 200 or "RESOURCE_ALREADY_EXISTS" in created.text, created.text
     experiment = rest(tracking_uri, "POST", "experiments/create", name=f"hostile-{uuid.uuid4().hex[:8]}")
     run = rest(tracking_uri, "POST", "runs/create", experiment_id=experiment["experiment_id"])["run"]["info"]
     artifacts = run["artifact_uri"].removeprefix("mlflow-artifacts:/")
     for filename, data in files.items():
         url = f"{tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{artifacts}/model/{filename}"
-        assert requests.put(url, data=data, timeout=30).status_code == 200
+        assert requests.put(url, data=data, auth=mlflow_admin(), timeout=30).status_code == 200
     version = rest(
         tracking_uri, "POST", "model-versions/create",
         name=name, source=f"{run['artifact_uri']}/model", run_id=run["run_id"],

@@ -102,7 +102,7 @@ class Settings(EnvSettings):
     mlflow_tracking_uri: str = setting(
         "MLFLOW_TRACKING_URI",
         "",
-        "MLflow tracking server used by every client; empty means http://FSDL_BIND_HOST:MLFLOW_PORT.",
+        "MLflow tracking server used by every client; empty means the local one (MLFLOW_BIND_HOST:MLFLOW_PORT).",
     )
     scenes_model_name: str = setting(
         "FSDL_SCENES_MODEL_NAME", "intel-scenes", "Registered model name of the scene classifier."
@@ -126,10 +126,19 @@ class Settings(EnvSettings):
         "",
         "Code version recorded with every run; empty means the git commit, else the fsdl_lib version.",
     )
-    bind_host: str = setting("FSDL_BIND_HOST", "127.0.0.1", "Address the local services listen on.")
+    airflow_bind_host: str = setting(
+        "AIRFLOW_BIND_HOST", "127.0.0.1", "Address the Airflow UI and REST API listen on (0.0.0.0: every interface)."
+    )
     airflow_port: int = setting("AIRFLOW_PORT", 8080, "Port of the Airflow UI and REST API.")
+    mlflow_bind_host: str = setting(
+        "MLFLOW_BIND_HOST", "127.0.0.1", "Address the MLflow UI and tracking server listen on."
+    )
     mlflow_port: int = setting("MLFLOW_PORT", 5000, "Port of the MLflow UI and tracking server.")
+    webapp_bind_host: str = setting(
+        "WEBAPP_BIND_HOST", "127.0.0.1", "Address the web app listens on (0.0.0.0 to serve other machines)."
+    )
     webapp_port: int = setting("WEBAPP_PORT", 8000, "Port of the web app.")
+    flower_bind_host: str = setting("FLOWER_BIND_HOST", "127.0.0.1", "Address Flower listens on.")
     flower_port: int = setting("FLOWER_PORT", 5555, "Port of Flower (distributed modes only).")
     postgres_url: str = setting(
         "FSDL_POSTGRES_URL",
@@ -140,12 +149,14 @@ class Settings(EnvSettings):
     celery_concurrency: int = setting(
         "FSDL_CELERY_CONCURRENCY", 2, "Tasks one Celery worker runs at once (each may load ResNet50, about 1 GB)."
     )
-    airflow_admin_user: str = setting(
-        "AIRFLOW_ADMIN_USER", "admin", "Login of the Airflow admin user the local modes create."
-    )
+    airflow_admin_user: str = setting("AIRFLOW_ADMIN_USER", "admin", "Login of the Airflow admin user.")
     airflow_admin_password: str = setting(
-        "AIRFLOW_ADMIN_PASSWORD", "admin", "Password of that user; change it outside a laptop."
+        "AIRFLOW_ADMIN_PASSWORD", "", "Password of that user; empty: generated on first start (make secrets)."
     )
+    mlflow_admin_user: str = setting(
+        "MLFLOW_AUTH_ADMIN_USERNAME", "admin", "Login of the MLflow admin (the people who promote versions)."
+    )
+    flower_user: str = setting("FLOWER_USER", "admin", "Login of Flower (its password: FLOWER_PASSWORD).")
     torch_home: Path = setting(
         "TORCH_HOME",
         Path.home() / ".cache" / "torch",
@@ -154,8 +165,24 @@ class Settings(EnvSettings):
 
     def __post_init__(self) -> None:
         if not self.mlflow_tracking_uri:
-            uri = f"http://{self.bind_host}:{self.mlflow_port}"
-            object.__setattr__(self, "mlflow_tracking_uri", uri)
+            object.__setattr__(self, "mlflow_tracking_uri", self.mlflow_url)
+
+    # Where local clients reach each service: its bind address, or loopback when it binds them all.
+    @property
+    def airflow_url(self) -> str:
+        return local_url(self.airflow_bind_host, self.airflow_port)
+
+    @property
+    def mlflow_url(self) -> str:
+        return local_url(self.mlflow_bind_host, self.mlflow_port)
+
+    @property
+    def webapp_url(self) -> str:
+        return local_url(self.webapp_bind_host, self.webapp_port)
+
+    @property
+    def flower_url(self) -> str:
+        return local_url(self.flower_bind_host, self.flower_port)
 
     # Paths derived from the two roots; one place names each folder.
     @property
@@ -186,6 +213,12 @@ class Settings(EnvSettings):
     @property
     def mlflow_dir(self) -> Path:
         return self.storage_dir / "mlflow"
+
+
+def local_url(bind_host: str, port: int) -> str:
+    """The URL a local client uses for a server bound to ``bind_host`` (loopback when it binds all)."""
+    host = "127.0.0.1" if bind_host in ("", "0.0.0.0", "::", "[::]") else bind_host
+    return f"http://{host}:{port}"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -36,6 +37,22 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None
             last = exc
         time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer 200 within {timeout} s (last: {last})")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of an env file (comments and blank lines skipped; the last value wins)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            name, value = line.split("=", 1)
+            values[name.strip()] = value.strip()
+    return values
+
+
+def local_logins(storage_dir: Path) -> dict[str, str]:
+    """The logins a local run mode generated on its first start (scripts/local-env.sh keeps them in
+    ``<storage>/airflow/secrets.env``), for scripts and tests that play the platform's users."""
+    return read_env_file(Path(storage_dir) / "airflow" / "secrets.env")
 
 
 class AirflowClient:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import sqlite3
 import time
 import uuid
 
@@ -51,9 +53,6 @@ def predict():
     start = time.perf_counter()
     result = service.predict(image)
     latency_ms = (time.perf_counter() - start) * 1000
-    metrics = get_metrics()
-    metrics.predictions.labels(result.label, result.model.version).inc()
-    metrics.latency.labels(result.model.version).observe(latency_ms / 1000)
     prediction_id = uuid.uuid4().hex
     get_store().record_prediction(
         prediction_id,
@@ -65,6 +64,9 @@ def predict():
         probabilities=result.probabilities,
         latency_ms=latency_ms,
     )
+    metrics = get_metrics()  # counted once recorded: a prediction that could not be kept is a 507
+    metrics.predictions.labels(result.label, result.model.version).inc()
+    metrics.latency.labels(result.model.version).observe(latency_ms / 1000)
     return jsonify(
         prediction_id=prediction_id,
         label=result.label,
@@ -111,6 +113,13 @@ def model():
     )
 
 
+def out_of_space(exc: BaseException) -> bool:
+    """A full disk or quota, as the file system or SQLite reports it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+
+
 def register_error_handlers(app: Flask) -> None:
     """JSON errors for the API; the pages get their own error pages from Flask."""
 
@@ -131,6 +140,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        if out_of_space(exc):
+            log.error("out of storage space on %s %s: %s", request.method, request.path, exc)
+            message = "the server has no storage space left; nothing was saved, try again later"
+            if request.path.startswith("/api/"):
+                return jsonify(error=message), 507
+            return message, 507
         log.exception("unhandled error on %s %s", request.method, request.path)
         if request.path.startswith("/api/"):
             return jsonify(error="internal error; the server log has the details"), 500

@@ -28,5 +28,11 @@ class WebSettings(EnvSettings):
     mlflow_ui_url: str = setting(
         "WEBAPP_MLFLOW_UI_URL", "", "MLflow UI link shown on the pages; empty means MLFLOW_TRACKING_URI."
     )
+    mlflow_username: str = setting(
+        "WEBAPP_MLFLOW_USERNAME", "fsdl-webapp", "The web app's MLflow login (read-only; mlflow/accounts.py)."
+    )
+    mlflow_password: str = setting("WEBAPP_MLFLOW_PASSWORD", "", "Its password (make secrets generates it).")
     workers: int = setting("WEBAPP_WORKERS", 1, "gunicorn worker processes (each loads ResNet50).")
-    threads: int = setting("WEBAPP_THREADS", 4, "Threads per gunicorn worker.")
+    connections: int = setting(
+        "WEBAPP_CONNECTIONS", 1000, "Connections one gunicorn worker serves at once (gevent; slow clients included)."
+    )

@@ -143,26 +143,33 @@ class FeedbackStore:
         upload = self.upload_path(prediction_id, row["image_ext"])
         relative = f"{label}/{row['image_sha256']}.{row['image_ext']}"
         target = self.feedback_dir / relative
+        created = False
         if not target.exists():
             try:
                 data = upload.read_bytes()
             except FileNotFoundError:
                 raise GoneError(f"the upload of prediction {prediction_id} is gone; classify it again") from None
             atomic_write_bytes(target, data)
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            current = db.execute(
-                "SELECT feedback_label, feedback_correct FROM predictions WHERE id = ?", (prediction_id,)
-            ).fetchone()
-            if current["feedback_label"] is not None:  # a concurrent retry won the race
-                db.execute("ROLLBACK")
-                return self.give_feedback(prediction_id, correct, label)
-            db.execute(
-                "UPDATE predictions SET feedback_correct = ?, feedback_label = ?, feedback_at = ?, "
-                "feedback_path = ?, upload_state = 'used' WHERE id = ?",
-                (int(correct), label, time.time(), relative, prediction_id),
-            )
-            db.execute("COMMIT")
+            created = True
+        try:
+            with self._connect() as db:
+                db.execute("BEGIN IMMEDIATE")
+                current = db.execute(
+                    "SELECT feedback_label, feedback_correct FROM predictions WHERE id = ?", (prediction_id,)
+                ).fetchone()
+                if current["feedback_label"] is not None:  # a concurrent retry won the race
+                    db.execute("ROLLBACK")
+                    return self.give_feedback(prediction_id, correct, label)
+                db.execute(
+                    "UPDATE predictions SET feedback_correct = ?, feedback_label = ?, feedback_at = ?, "
+                    "feedback_path = ?, upload_state = 'used' WHERE id = ?",
+                    (int(correct), label, time.time(), relative, prediction_id),
+                )
+                db.execute("COMMIT")
+        except BaseException:
+            if created:  # the log does not say so: the labelled file must not reach training either
+                target.unlink(missing_ok=True)
+            raise
         upload.unlink(missing_ok=True)
         log.info("feedback for %s: %s (%s)", prediction_id, label, "confirmed" if correct else "corrected")
         return FeedbackResult(

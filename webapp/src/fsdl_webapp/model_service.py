@@ -106,10 +106,17 @@ class ModelService:
             try:
                 served = self._load(version)
             except Exception as exc:
-                if isinstance(exc, UnsafeModelError | IncompatibleModelError):
+                refused = isinstance(exc, UnsafeModelError | IncompatibleModelError)
+                if refused:
                     self._refused = str(version.version)  # loading it again would fail the same way
-                self.last_error = f"version {version.version} of {self.name} was not loaded: {exc}"
-                log.error("%s; %s", self.last_error, "still serving" if current else "nothing to serve")
+                # Our own refusals say why; anything else (download errors naming internal URLs, say)
+                # stays in the log, and clients read a generic reason.
+                reason = str(exc) if refused else "it could not be loaded (the server log has the details)"
+                self.last_error = f"version {version.version} of {self.name} was not loaded: {reason}"
+                log.error(
+                    "version %s of %s was not loaded: %s; %s",
+                    version.version, self.name, exc, "still serving" if current else "nothing to serve",
+                )  # fmt: skip
                 return False
             self._current = served
             self.last_error = None

@@ -21,6 +21,9 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     settings: Settings = app.config["FSDL_SETTINGS"]
     web: WebSettings = app.config["WEB_SETTINGS"]
+    if web.mlflow_password:  # the web app's own read-only login, whatever the environment holds
+        os.environ["MLFLOW_TRACKING_USERNAME"] = web.mlflow_username
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = web.mlflow_password
     if extractor is None:
         from fsdl_lib.features import FeatureExtractor
 
