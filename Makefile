@@ -8,12 +8,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-$(STAMP): requirements/platform.txt requirements/dev.txt fsdl_lib/pyproject.toml webapp/pyproject.toml
+$(STAMP): requirements/platform.txt requirements/dev.txt fsdl_lib/pyproject.toml webapp/pyproject.toml tools/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "Python 3.11 is required (found $$($(PYTHON) --version)); set PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar off -r requirements/platform.txt -r requirements/dev.txt -e fsdl_lib -e webapp
+	$(BIN)/python -m pip install --progress-bar off -r requirements/platform.txt -r requirements/dev.txt -e fsdl_lib -e webapp -e tools
 	$(BIN)/python -m pip check
 	@touch $@
 
@@ -46,14 +46,15 @@ seed: venv ## Seed data/raw/intel_scenes from the sample photos if it holds no i
 	@$(BIN)/fsdl seed --sample samples/intel_scenes --wine data/raw/wine/winequality-red.csv
 
 .PHONY: test
-test: venv ## Run every test layer (skips count as failures; needs chromium and a Docker engine)
-	@command -v chromium >/dev/null || { echo "The browser tests need Chromium: sudo apt-get install chromium"; exit 1; }
+test: venv ## Run every test layer (skips count as failures; installs chromium and Docker where it can)
+	@scripts/test-prerequisites.sh
 	@scripts/docker-engine.sh ensure
 	$(BIN)/ruff check .
 	FSDL_NO_SKIPS=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-compose-live
 test-compose-live: venv ## Build the images and run docker-compose.yml for real, flywheel and faults (Docker engine)
+	@scripts/test-prerequisites.sh
 	@scripts/docker-engine.sh ensure
 	FSDL_NO_SKIPS=1 $(BIN)/pytest tests/compose_live $(PYTEST_ARGS)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -23,10 +22,9 @@ from pathlib import Path
 
 from bench_flywheel import photos, prepare_scenes, say, turn_distributed, turnaround
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fsdl_lib.flywheel import Flywheel
-from fsdl_lib.platform_client import AirflowClient, WebappClient
-from tests.compose_live.project import ComposeProject, docker
+from fsdl_tools.clients import AirflowClient, WebappClient
+from fsdl_tools.compose import ComposeProject, docker
+from fsdl_tools.flywheel import Flywheel
 
 IMAGES = ("fsdl-airflow:3.3.2", "fsdl-webapp:0.1.0", "fsdl-mlflow:3.17.2")
 

@@ -15,9 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,9 +22,9 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_lib.flywheel import Flywheel, FlywheelReport
-from fsdl_lib.platform_client import AirflowClient, WebappClient, free_port, local_logins, wait_for_http
 from fsdl_lib.seeding import seed_scenes
+from fsdl_tools.flywheel import Flywheel, FlywheelReport
+from fsdl_tools.launcher import LocalPlatform
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,50 +76,20 @@ def say(step: str) -> None:
 def turn_distributed(tmp: Path, train_images: int, image_size: int) -> FlywheelReport:
     """One flywheel turn on `make up-distributed`'s stack in ``tmp`` (free ports, its own database)."""
     n_train = prepare_scenes(tmp / "data" / "raw" / "intel_scenes", train_images)
-    ports = {name: free_port() for name in ("AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT")}
-    db = f"fsdl_bench_{secrets.token_hex(4)}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FSDL_", "AIRFLOW", "MLFLOW_", "WEBAPP_"))}
-    env.update({k: str(v) for k, v in ports.items()})
-    env.update(
-        FSDL_MODE="distributed",
-        FSDL_DATA_DIR=str(tmp / "data"),
-        FSDL_STORAGE_DIR=str(tmp / "storage"),
-        FSDL_POSTGRES_URL=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
-        FSDL_REDIS_URL="redis://127.0.0.1:6379/14",
-        FSDL_OFFLINE_WEIGHTS="1",
-        FSDL_IMAGE_SIZE=str(image_size),
-        WEBAPP_MODEL_POLL_SECONDS="2",
-        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-    )
-    log = (tmp / "platform.log").open("wb")
-    platform = subprocess.Popen([str(ROOT / "scripts" / "up.sh")], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    try:
-        base = "http://127.0.0.1"
-        for url in (f"{base}:{ports['MLFLOW_PORT']}/health", f"{base}:{ports['AIRFLOW_PORT']}/api/v2/monitor/health",
-                    f"{base}:{ports['WEBAPP_PORT']}/healthz"):  # fmt: skip
-            wait_for_http(url, 240, platform)
-        logins = local_logins(tmp / "storage")
-        os.environ.update(
-            MLFLOW_TRACKING_URI=f"{base}:{ports['MLFLOW_PORT']}",
-            MLFLOW_TRACKING_USERNAME="admin",
-            MLFLOW_TRACKING_PASSWORD=logins["MLFLOW_AUTH_ADMIN_PASSWORD"],
-        )
-        airflow = AirflowClient(f"{base}:{ports['AIRFLOW_PORT']}", "admin", logins["AIRFLOW_ADMIN_PASSWORD"])
-        airflow.login()
-        airflow.wait_for_dags({"intel_scenes_parallel", "feedback_sync"}, 180)
-        wheel = Flywheel(airflow, WebappClient(f"{base}:{ports['WEBAPP_PORT']}"), "intel-scenes", say=say, timeout=3600)
-        print(f"{n_train} training images, {image_size}x{image_size}, distributed stack:", flush=True)
-        return wheel.turn(photos())
-    except Exception:
-        print((tmp / "platform.log").read_text(errors="replace")[-4000:], file=sys.stderr)
-        raise
-    finally:
-        if platform.poll() is None:
-            os.killpg(platform.pid, signal.SIGINT)
-            platform.wait(timeout=90)
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE IF EXISTS {db}"],
-                       capture_output=True, check=False)  # fmt: skip
+    settings = {"FSDL_OFFLINE_WEIGHTS": "1", "FSDL_IMAGE_SIZE": str(image_size), "WEBAPP_MODEL_POLL_SECONDS": "2"}
+    with LocalPlatform(tmp, mode="distributed", settings=settings) as platform:
+        platform.start()
+        try:
+            platform.wait_healthy()
+            os.environ.update(platform.mlflow_env())
+            airflow = platform.airflow_client()
+            airflow.wait_for_dags({"intel_scenes_parallel", "feedback_sync"}, 180)
+            wheel = Flywheel(airflow, platform.webapp_client(), "intel-scenes", say=say, timeout=3600)
+            print(f"{n_train} training images, {image_size}x{image_size}, distributed stack:", flush=True)
+            return wheel.turn(photos())
+        except Exception:
+            print(platform.logs(4000), file=sys.stderr)
+            raise
 
 
 def turnaround(report: FlywheelReport) -> float:

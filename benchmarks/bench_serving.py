@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from fsdl_lib.platform_client import free_port, wait_for_http
+from fsdl_tools.clients import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

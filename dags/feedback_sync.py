@@ -21,7 +21,7 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from fsdl_lib.scene_tasks import SCENES_TRAIN_ASSET
+from _tasks import SCENES_TRAIN_ASSET
 
 SYNC_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "sync_feedback.sh"
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
+from _tasks import SCENES_TRAIN_ASSET, create_dataset, create_experiment, register_best, train
 from fsdl_lib.candidates import CANDIDATES
-from fsdl_lib.scene_tasks import SCENES_TRAIN_ASSET, create_dataset, create_experiment, register_best, train
 
 
 @dag(

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from _tasks import create_dataset, create_experiment, register_best, train
 from fsdl_lib.candidates import CANDIDATES
-from fsdl_lib.scene_tasks import create_dataset, create_experiment, register_best, train
 
 
 @dag(

@@ -72,8 +72,8 @@ def wine_quality():
         import mlflow
         from sklearn.linear_model import ElasticNet
 
+        from _tasks import current_task
         from fsdl_lib import tracking, wine
-        from fsdl_lib.airflow_support import current_task
         from fsdl_lib.config import load_settings
 
         settings = load_settings()
@@ -114,8 +114,8 @@ def wine_quality():
 
     @task
     def register_model(mlflow_run_id: str, metrics: dict, split: dict) -> dict:
+        from _tasks import current_task
         from fsdl_lib import tracking
-        from fsdl_lib.airflow_support import current_task
         from fsdl_lib.config import load_settings
 
         settings = load_settings()

@@ -12,15 +12,8 @@ pidfile=$state/dockerd.pid
 
 engine_up() { docker info >/dev/null 2>&1; }
 
-as_root() {
-    if [ "$(id -u)" = 0 ]; then
-        "$@"
-    elif sudo -n true 2>/dev/null; then
-        sudo -n "$@"
-    else
-        return 1
-    fi
-}
+# shellcheck source=scripts/as-root.sh
+. "$(dirname "$0")/as-root.sh"
 
 ensure() {
     if ! engine_up; then

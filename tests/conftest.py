@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +17,10 @@ import pytest
 from fsdl_lib.candidates import CANDIDATES, build_pipeline
 from fsdl_lib.feature_store import FeatureStore
 from fsdl_lib.features import FeatureExtractor
-from fsdl_lib.platform_client import free_port, wait_for_http
 from fsdl_lib.seeding import seed_scenes
 from fsdl_lib.tracking import get_or_create_experiment, log_sklearn_model, register_version
+from fsdl_tools.clients import free_port, wait_for_http
+from fsdl_tools.launcher import stop_process_group
 
 # No usage telemetry from anything the tests start, as in every run mode.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -36,6 +35,7 @@ LAYERS = {
     "browser": "browser",
     "compose": "compose",
     "compose_live": "compose_live",
+    "stack": "stack",
     "platform": "platform",
 }
 
@@ -64,25 +64,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped, and skips are failures here (--no-skips): {reason}"
-
-
-def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """SIGTERM the process group of ``proc`` and wait until every member is gone (then SIGKILL)."""
-    deadline = time.monotonic() + timeout
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        while time.monotonic() < deadline or sig == signal.SIGKILL:
-            proc.poll()
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                proc.wait()
-                return
-            time.sleep(0.2)
-    proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fsdl_webapp.config import WebSettings
 
 from fsdl_lib.config import Settings
+from fsdl_tools.launcher import procfile
+from fsdl_webapp.config import WebSettings
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
@@ -24,15 +25,6 @@ DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
 DECLARED = {name for name, _, _ in Settings.variables() + WebSettings.variables()}
 IMAGE_ENV = {"MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"}  # the container mode sets these in the images (ENV)
 MLFLOW_CLIENT_LOGIN = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}  # MLflow's own client settings
-
-
-def procfile(path: Path) -> dict[str, str]:
-    entries = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, command = line.split(":", 1)
-            entries[name.strip()] = command.strip()
-    return entries
 
 
 def normalised(argv: list[str]) -> list[str]:
@@ -177,7 +169,7 @@ def test_dockerfiles_build_without_a_registry_frontend_and_take_the_offline_argu
 def test_every_base_image_has_a_local_stand_in():
     """tests/compose/images/build.sh builds each image the Dockerfiles and compose file start from,
     and each stand-in's Dockerfile says how it differs from the official image."""
-    from tests.compose_live.project import base_images
+    from fsdl_tools.compose import base_images
 
     script = (ROOT / "tests" / "compose" / "images" / "build.sh").read_text()
     built = dict(re.findall(r"^build (\S+) (\S+\.Dockerfile)", script, flags=re.MULTILINE))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.compose_live.project import ROOT, STANDINS, ComposeProject, missing_base_images
+from fsdl_tools.compose import ROOT, STANDINS, ComposeProject, missing_base_images
 
 
 def test_settings() -> dict[str, str]:

@@ -20,8 +20,8 @@ import yaml
 from PIL import Image, ImageOps
 
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_lib.platform_client import AirflowClient, WebappClient
-from tests.compose_live.project import ROOT, ComposeProject, docker
+from fsdl_tools.clients import AirflowClient, WebappClient
+from fsdl_tools.compose import ROOT, ComposeProject, docker
 
 pytestmark = pytest.mark.slow
 

@@ -50,9 +50,15 @@ def platform_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
-def load_dag(dag_id: str):
-    from airflow.dag_processing.dagbag import DagBag
+def dag_bag(dag_folder: Path):
+    """The DAGs as Airflow's dag-processor and task runner parse them: from the DAG bundle at
+    ``dags/``, whose folder is on ``sys.path`` (so DAG files can import ``_tasks``)."""
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / f"{dag_id}.py"))
+    return BundleDagBag(dag_folder=str(dag_folder), bundle_path=ROOT / "dags")
+
+
+def load_dag(dag_id: str):
+    bag = dag_bag(ROOT / "dags" / f"{dag_id}.py")
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)

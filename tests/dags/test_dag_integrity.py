@@ -8,15 +8,17 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import ROOT
+from tests.dags.conftest import dag_bag
 
 DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
 HEAVY = ("torch", "torchvision", "sklearn", "mlflow", "pandas", "matplotlib")
 
 PARSE = """
 import json, sys, time
-from airflow.dag_processing.dagbag import DagBag
+from pathlib import Path
+from airflow.dag_processing.dagbag import BundleDagBag
 start = time.perf_counter()
-bag = DagBag(dag_folder=sys.argv[1])
+bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=Path(sys.argv[1]))  # as the dag-processor parses
 elapsed = time.perf_counter() - start
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in json.loads(sys.argv[2]))
 print(json.dumps({"dags": sorted(bag.dag_ids), "errors": bag.import_errors, "heavy": heavy, "seconds": elapsed}))
@@ -33,9 +35,7 @@ def parsed(airflow_db):
 
 @pytest.fixture(scope="module")
 def bag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags"))
+    return dag_bag(ROOT / "dags")
 
 
 def test_no_import_errors_and_one_dag_per_file(parsed):

@@ -9,8 +9,8 @@ from mlflow import MlflowClient
 
 from fsdl_lib.candidates import CANDIDATES, build_pipeline
 from fsdl_lib.config import load_settings
+from fsdl_lib.exceptions import NoUsableCandidateError
 from fsdl_lib.scenes import (
-    NoUsableCandidateError,
     classification_metrics,
     create_dataset,
     load_split,
@@ -123,3 +123,36 @@ def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scen
     tags = MlflowClient().get_model_version(name, worse_version).tags
     assert tags["promotion_decision"] == "challenger does not beat production"
     assert float(tags["promotion_production_test_f1"]) == pytest.approx(good_f1, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_a_failing_estimator_fails_its_run_not_the_task(mlflow_server, scenes_settings, monkeypatch):
+    """The candidate is reported unusable with the reason, its MLflow run ends FAILED with the
+    failure tagged, and no run is left open for the next candidate."""
+    from fsdl_lib import scenes
+
+    info = create_dataset(scenes_settings)
+    experiment = get_or_create_experiment("failing-candidates")
+
+    class Broken:
+        def fit(self, *args):
+            raise ValueError("the solver diverged")
+
+    working = scenes.build_pipeline
+    monkeypatch.setattr(scenes, "build_pipeline", lambda candidate: Broken())
+    failed = scenes.train_candidate(
+        "svm_rbf", info, experiment, settings=scenes_settings, task_key="t/1", dag_run_id="manual"
+    )
+    assert failed["usable"] is False
+    assert failed["error"] == "the solver diverged"
+    run = MlflowClient().get_run(failed["run_id"])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure"] == "ValueError: the solver diverged"
+    assert mlflow.active_run() is None
+
+    monkeypatch.setattr(scenes, "build_pipeline", working)
+    good = scenes.train_candidate(
+        "logreg_c1", info, experiment, settings=scenes_settings, task_key="t/2", dag_run_id="manual"
+    )
+    assert good["usable"] is True
+    assert MlflowClient().get_run(good["run_id"]).info.status == "FINISHED"

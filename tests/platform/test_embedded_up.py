@@ -12,51 +12,36 @@ from pathlib import Path
 import pytest
 import requests
 
-from fsdl_lib.platform_client import local_logins
-from tests.conftest import ROOT, free_port, stop_process_group, wait_for_http
+from fsdl_tools.launcher import LocalPlatform
+from tests.conftest import ROOT, wait_for_http
 
 pytestmark = pytest.mark.slow
 
 
-class Platform:
+class Platform(LocalPlatform):
+    """`make up` in a workspace of its own, healthy when Airflow's every component says so."""
+
     def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp, settings={"TORCH_HOME": str(tmp / "torch")})
         self.tmp = tmp
-        self.airflow_port, self.mlflow_port = free_port(), free_port()
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("FSDL_", "AIRFLOW", "MLFLOW_", "TORCH_HOME"))
-        }
-        self.env.update(
-            FSDL_DATA_DIR=str(tmp / "data"),
-            FSDL_STORAGE_DIR=str(tmp / "storage"),
-            TORCH_HOME=str(tmp / "torch"),
-            AIRFLOW_PORT=str(self.airflow_port),
-            WEBAPP_PORT=str(free_port()),
-            MLFLOW_PORT=str(self.mlflow_port),
-            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tmp / "up.log"
 
     @property
-    def airflow(self) -> str:
-        return f"http://127.0.0.1:{self.airflow_port}"
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.procs.get("platform")
 
-    def start(self) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(ROOT / "scripts" / "up.sh")],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        return self.proc
+    @property
+    def airflow_port(self) -> int:
+        return self.ports["AIRFLOW_PORT"]
 
-    def wait_healthy(self) -> None:
-        assert self.proc is not None
+    @property
+    def mlflow_port(self) -> int:
+        return self.ports["MLFLOW_PORT"]
+
+    def wait_healthy(self, timeout: float = 180) -> None:
         try:
-            wait_for_http(f"http://127.0.0.1:{self.mlflow_port}/health", 180, self.proc)
-            wait_for_http(f"{self.airflow}/api/v2/monitor/health", 180, self.proc)
-            deadline = time.monotonic() + 180
+            wait_for_http(f"{self.mlflow}/health", timeout, self.proc)
+            wait_for_http(f"{self.airflow}/api/v2/monitor/health", timeout, self.proc)
+            deadline = time.monotonic() + timeout
             while True:
                 health = requests.get(f"{self.airflow}/api/v2/monitor/health", timeout=5).json()
                 if all(health[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor")):
@@ -65,10 +50,6 @@ class Platform:
                 time.sleep(1)
         except Exception as exc:
             raise AssertionError(f"{exc}\n--- up.log ---\n{self.output()[-4000:]}") from exc
-
-    @property
-    def logins(self) -> dict[str, str]:
-        return local_logins(self.tmp / "storage")
 
     def token(self, password: str | None = None) -> requests.Response:
         return requests.post(
@@ -85,8 +66,7 @@ class Platform:
 def platform(tmp_path: Path) -> Iterator[Platform]:
     platform = Platform(tmp_path)
     yield platform
-    if platform.proc is not None:
-        stop_process_group(platform.proc)
+    platform.stop()
 
 
 def group_is_gone(pgid: int) -> bool:
@@ -170,7 +150,7 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform, br
     ui.wait_for_function("document.title.includes('MLflow')", timeout=60_000)
     context.close()
 
-    webapp = f"http://127.0.0.1:{platform.env['WEBAPP_PORT']}"
+    webapp = platform.webapp
     wait_for_http(f"{webapp}/healthz", 120)
     ready = requests.get(f"{webapp}/readyz", timeout=10)
     assert ready.status_code == 503  # no production model yet

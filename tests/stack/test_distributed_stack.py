@@ -19,7 +19,7 @@ def flower_workers(stack) -> dict:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         workers = requests.get(
-            f"{stack.flower}/api/workers", params={"refresh": "1"}, auth=stack.flower_auth, timeout=30
+            f"{stack.flower}/api/workers", params={"refresh": "1"}, auth=stack.flower_auth(), timeout=30
         ).json()
         if workers:
             return workers
@@ -60,7 +60,7 @@ def test_dags_run_on_the_celery_worker_and_register_models(stack, as_mlflow_admi
             assert ti["queue"] == "default"
             assert ti["hostname"] == hostname, ti
             assert ti["executor"] in (None, "CeleryExecutor") or "Celery" in str(ti["executor"])
-    tasks = requests.get(f"{stack.flower}/api/tasks", auth=stack.flower_auth, timeout=30).json()
+    tasks = requests.get(f"{stack.flower}/api/tasks", auth=stack.flower_auth(), timeout=30).json()
     assert sum(t["state"] == "SUCCESS" for t in tasks.values()) >= 6 + 1 + 3
 
     client = MlflowClient(stack.mlflow)
@@ -82,9 +82,9 @@ def test_killed_worker_task_is_retried_and_the_run_succeeds(stack, as_mlflow_adm
         assert time.monotonic() < deadline, f"{victim} never started"
         time.sleep(0.3)
     time.sleep(2)
-    stack.kill("airflow-worker")
+    stack.kill_role("airflow-worker")
     time.sleep(3)
-    stack.start("airflow-worker")
+    stack.start_role("airflow-worker")
 
     assert stack.wait_for_run("wine_quality", run_id, 600)["state"] == "success", stack.logs()
     killed = next(ti for ti in stack.client.task_instances("wine_quality", run_id) if ti["task_id"] == victim)

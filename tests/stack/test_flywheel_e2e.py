@@ -8,8 +8,7 @@ import sqlite3
 import pytest
 from mlflow import MlflowClient
 
-from fsdl_lib.flywheel import Flywheel
-from fsdl_lib.platform_client import AirflowClient, WebappClient
+from fsdl_tools.flywheel import Flywheel
 from tests.conftest import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
@@ -17,9 +16,8 @@ pytestmark = pytest.mark.slow
 
 def test_feedback_closes_the_loop(stack, capsys, as_mlflow_admin):
     tracking_uri = stack.mlflow
-    airflow = AirflowClient(stack.airflow, "admin", stack.logins["AIRFLOW_ADMIN_PASSWORD"])
-    airflow.login()
-    webapp = WebappClient(f"http://127.0.0.1:{stack.ports['webapp']}")
+    airflow = stack.airflow_client()
+    webapp = stack.webapp_client()
     photos = sorted(SAMPLE_DIR.glob("*/*.jpg"))
     random.Random(3).shuffle(photos)
 
@@ -31,7 +29,7 @@ def test_feedback_closes_the_loop(stack, capsys, as_mlflow_admin):
     assert len(report.feedback) == 5
     assert report.corrections >= 1
     assert all(f["stored"].startswith(f"{f['label']}/") for f in report.feedback)
-    with sqlite3.connect(stack.tmp / "storage" / "webapp" / "feedback.db") as db:
+    with sqlite3.connect(stack.workspace / "storage" / "webapp" / "feedback.db") as db:
         logged = db.execute(
             "SELECT count(*) FROM predictions WHERE feedback_label IS NOT NULL AND model_version = ?",
             (first["version"],),
@@ -47,7 +45,7 @@ def test_feedback_closes_the_loop(stack, capsys, as_mlflow_admin):
     for item in report.feedback:
         sha = item["stored"].split("/")[1]
         assert f"{item['label']}/{sha}" in manifest, f"{item['stored']} is not in the new training manifest"
-    assert not list((stack.tmp / "data" / "feedback" / "intel_scenes").glob("*/*.jpg"))
+    assert not list((stack.workspace / "data" / "feedback" / "intel_scenes").glob("*/*.jpg"))
 
     # The second promotion was served without a restart of the web app.
     assert webapp.served_version() == second["version"]

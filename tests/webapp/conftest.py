@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from fsdl_webapp import create_app
-from fsdl_webapp.config import WebSettings
 
 from fsdl_lib.config import Settings
+from fsdl_webapp import create_app
+from fsdl_webapp.config import WebSettings
 from tests.conftest import IMAGE_SIZE, SAMPLE_DIR
 
 

@@ -3,8 +3,9 @@
 import io
 
 import pytest
-from fsdl_webapp.monitoring import summarise
 from prometheus_client.parser import text_string_to_metric_families
+
+from fsdl_webapp.monitoring import summarise
 
 
 def samples(client) -> dict:

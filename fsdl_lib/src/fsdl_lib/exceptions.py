@@ -51,3 +51,11 @@ class RegistrationError(FsdlError):
 
 class UnsafeModelError(FsdlError):
     """A registered model is refused because loading it could run code (not skops, or untrusted types)."""
+
+
+class IncompatibleModelError(FsdlError):
+    """A registered model that cannot serve here: another backbone's features, or other classes."""
+
+
+class NoUsableCandidateError(FsdlError):
+    """Every candidate failed to train; nothing can be registered."""

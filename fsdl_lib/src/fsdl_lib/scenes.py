@@ -19,7 +19,7 @@ from fsdl_lib import tracking
 from fsdl_lib.candidates import CANDIDATES, build_pipeline
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import ImageRecord, dataset_version
-from fsdl_lib.exceptions import FsdlError
+from fsdl_lib.exceptions import FsdlError, NoUsableCandidateError
 
 if TYPE_CHECKING:
     from fsdl_lib.config import Settings
@@ -171,45 +171,36 @@ def train_candidate(
     x_fit, x_val, y_fit, y_val = validation_split(train)
     tags = {**run_tags(info, settings, dag_run_id), "candidate": name}
     result: dict[str, Any] = {"candidate": name, "usable": False}
-    try:
-        with tracking.task_run(experiment_id, task_key=task_key, run_name=name, tags=tags) as run:
-            result["run_id"] = run.info.run_id
-            mlflow.log_params({"candidate": name, "estimator": candidate.kind, **candidate.params})
-            mlflow.log_params({"validation_fraction": VALIDATION_FRACTION, "split_seed": SPLIT_SEED})
-            tracking.log_dataset(train.records, context="train", name="intel-scenes-train")
-            tracking.log_dataset(test.records, context="test", name="intel-scenes-test")
-            try:
-                val_pred = build_pipeline(candidate).fit(x_fit, y_fit).predict(x_val)
-                model = build_pipeline(candidate).fit(train.features, train.labels)
-            except (ValueError, ArithmeticError) as exc:
-                mlflow.set_tag("failure", f"{type(exc).__name__}: {exc}")
-                raise _CandidateError(str(exc)) from exc
-            val = classification_metrics(y_val, val_pred)
-            test_pred = model.predict(test.features)
-            scores = classification_metrics(test.labels, test_pred)
-            mlflow.log_metrics({f"val_{k}": v for k, v in val.items()})
-            mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
-            mlflow.log_figure(confusion_figure(test.labels, test_pred, f"{name} on test"), "confusion_matrix_test.png")
-            tracking.log_sklearn_model(model, test.features[:2])
-    except _CandidateError as exc:
-        log.warning("candidate %s is not usable: %s", name, exc)
-        result["error"] = str(exc)
-        return result
+    with tracking.task_run(experiment_id, task_key=task_key, run_name=name, tags=tags) as run:
+        result["run_id"] = run.info.run_id
+        mlflow.log_params({"candidate": name, "estimator": candidate.kind, **candidate.params})
+        mlflow.log_params({"validation_fraction": VALIDATION_FRACTION, "split_seed": SPLIT_SEED})
+        tracking.log_dataset(train.records, context="train", name="intel-scenes-train")
+        tracking.log_dataset(test.records, context="test", name="intel-scenes-test")
+        try:
+            val_pred = build_pipeline(candidate).fit(x_fit, y_fit).predict(x_val)
+            model = build_pipeline(candidate).fit(train.features, train.labels)
+        except (ValueError, ArithmeticError) as exc:
+            # The estimator failed, not the task: this run ends FAILED, the others go on.
+            mlflow.set_tag("failure", f"{type(exc).__name__}: {exc}")
+            mlflow.end_run(status="FAILED")
+            log.warning("candidate %s is not usable: %s", name, exc)
+            result["error"] = str(exc)
+            return result
+        val = classification_metrics(y_val, val_pred)
+        test_pred = model.predict(test.features)
+        scores = classification_metrics(test.labels, test_pred)
+        mlflow.log_metrics({f"val_{k}": v for k, v in val.items()})
+        mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
+        mlflow.log_figure(confusion_figure(test.labels, test_pred, f"{name} on test"), "confusion_matrix_test.png")
+        tracking.log_sklearn_model(model, test.features[:2])
     result.update(usable=True, val_f1=val["f1"], test_f1=scores["f1"], test_accuracy=scores["accuracy"])
     log.info("candidate %s: validation F1 %.3f, test F1 %.3f", name, val["f1"], scores["f1"])
     return result
 
 
-class _CandidateError(Exception):
-    pass
-
-
 # ---------------------------------------------------------------------------------------------
 # register_best
-
-
-class NoUsableCandidateError(FsdlError):
-    """Every candidate failed to train; nothing can be registered."""
 
 
 def select_best(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:

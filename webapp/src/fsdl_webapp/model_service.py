@@ -21,7 +21,7 @@ from PIL import Image
 
 from fsdl_lib import tracking
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_lib.exceptions import ModelNotFoundError, UnsafeModelError
+from fsdl_lib.exceptions import IncompatibleModelError, ModelNotFoundError, UnsafeModelError
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ class Prediction:
     label: str
     probabilities: dict[str, float]
     model: ServedModel
-
-
-class IncompatibleModelError(Exception):
-    pass
 
 
 class ModelService:

@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fsdl_lib.platform_client import free_port
+from fsdl_tools.clients import free_port
+from fsdl_tools.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-OVERRIDE = Path(__file__).with_name("compose.test.yml")
+OVERRIDE = ROOT / "tests" / "compose_live" / "compose.test.yml"
+"""Added to docker-compose.yml in every run of this module: timings only (see the file)."""
 STANDINS = "sudo tests/compose/images/build.sh"
 
 

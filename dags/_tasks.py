@@ -1,10 +1,14 @@
-"""Airflow tasks shared by the scene DAGs, so the sequential and parallel variants run one code path.
+"""Airflow glue shared by the DAG files: the scene tasks (so the sequential and parallel variants
+run one code path), the training asset, and who is running (for MLflow tags).
 
-Imported by DAG files at parse time: only ``airflow.sdk`` here; every heavy import is inside a task.
+A private module of the DAG folder (Airflow puts the folder on ``sys.path``; the leading underscore
+keeps the integrity test from reading it as a DAG file). Imported by DAG files at parse time: only
+``airflow.sdk`` here; every heavy import is inside a task. The work itself is in ``fsdl_lib``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +16,36 @@ from airflow.sdk import Asset, task
 
 SCENES_TRAIN_ASSET = Asset("intel_scenes_train")
 """Updated by the feedback sync when it merged images; the parallel scene DAG runs on it."""
+
+
+@dataclass(frozen=True)
+class TaskIdentity:
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+    @property
+    def key(self) -> str:
+        """Stable across retries of one task instance; distinct between instances."""
+        suffix = f"[{self.map_index}]" if self.map_index >= 0 else ""
+        return f"{self.dag_id}/{self.run_id}/{self.task_id}{suffix}"
+
+
+def current_task() -> TaskIdentity:
+    """The running task instance (call from inside a task)."""
+    from airflow.sdk import get_current_context
+
+    ti = get_current_context()["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return TaskIdentity(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=-1 if map_index is None else int(map_index),
+        try_number=int(getattr(ti, "try_number", 1) or 1),
+    )
 
 
 @task
@@ -34,7 +68,6 @@ def create_dataset() -> dict[str, Any]:
 @task
 def register_best(results: list[dict[str, Any]], dataset: dict[str, Any]) -> dict[str, Any]:
     """Register the best candidate (validation F1) as a new `challenger` version."""
-    from fsdl_lib.airflow_support import current_task
     from fsdl_lib.config import load_settings
     from fsdl_lib.scenes import register_best as run
 
@@ -43,7 +76,6 @@ def register_best(results: list[dict[str, Any]], dataset: dict[str, Any]) -> dic
 
 def train(candidate: str, dataset: dict[str, Any], experiment_id: str) -> dict[str, Any]:
     """Train one candidate in the calling task (one MLflow run)."""
-    from fsdl_lib.airflow_support import current_task
     from fsdl_lib.config import load_settings
     from fsdl_lib.scenes import train_candidate
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from fsdl_lib import tracking
 from fsdl_lib.dataset import parse_manifest
-from fsdl_lib.platform_client import AirflowClient, WebappClient
+from fsdl_tools.clients import AirflowClient, WebappClient
 
 log = logging.getLogger(__name__)
 
