@@ -48,6 +48,14 @@ def current_task() -> TaskIdentity:
     )
 
 
+def lineage_tags(dataset_version: str) -> dict[str, str]:
+    """Where a run or a version came from: its data, the code that ran, this DAG run."""
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.tracking import lineage_tags as tags
+
+    return tags(dataset_version, code=load_settings().code_version, dag_run_id=current_task().run_id)
+
+
 @task
 def create_experiment() -> str:
     from fsdl_lib.config import load_settings
@@ -62,25 +70,33 @@ def create_dataset() -> dict[str, Any]:
     from fsdl_lib.config import load_settings
     from fsdl_lib.scenes import create_dataset as run
 
-    return run(load_settings())
+    return run(load_settings()).as_dict()
 
 
 @task
 def register_best(results: list[dict[str, Any]], dataset: dict[str, Any]) -> dict[str, Any]:
     """Register the best candidate (validation F1) as a new `challenger` version."""
     from fsdl_lib.config import load_settings
+    from fsdl_lib.scenes import SceneDataset
     from fsdl_lib.scenes import register_best as run
 
-    return run(list(results), dataset, settings=load_settings(), dag_run_id=current_task().run_id)
+    return run(
+        list(results), SceneDataset.from_dict(dataset), settings=load_settings(), dag_run_id=current_task().run_id
+    )
 
 
 def train(candidate: str, dataset: dict[str, Any], experiment_id: str) -> dict[str, Any]:
     """Train one candidate in the calling task (one MLflow run)."""
     from fsdl_lib.config import load_settings
-    from fsdl_lib.scenes import train_candidate
+    from fsdl_lib.scenes import SceneDataset, train_candidate
 
     me = current_task()
     key = me.key if me.map_index >= 0 else f"{me.key}/{candidate}"
     return train_candidate(
-        candidate, dataset, experiment_id, settings=load_settings(), task_key=key, dag_run_id=me.run_id
+        candidate,
+        SceneDataset.from_dict(dataset),
+        experiment_id,
+        settings=load_settings(),
+        task_key=key,
+        dag_run_id=me.run_id,
     )

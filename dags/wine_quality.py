@@ -1,15 +1,16 @@
 """
 # Wine quality (ElasticNet)
 
-Trains an ElasticNet regressor on the UCI red-wine data and registers it in MLflow.
+Trains an ElasticNet regressor on the UCI red-wine data and registers it in MLflow; the work is in
+`fsdl_lib.wine`.
 
 1. **create_experiment**: get or create the `wine-quality` experiment.
 2. **load_data**: read and check `data/raw/wine/winequality-red.csv`.
 3. **split_data**: a seeded train/test split, written to `data/processed/wine/`.
-4. **train_model**: ElasticNet with the `alpha` and `l1_ratio` params, under MLflow autologging,
-   logged with a signature and an input example.
-5. **evaluate_model**: RMSE, MAE and R² on the test split, logged on the training run.
-6. **register_model**: a new version of `wine-quality` with the alias `challenger`.
+4. **train_and_evaluate**: one MLflow run: ElasticNet with the `alpha` and `l1_ratio` params
+   (autologged), RMSE, MAE and R² on the test split, and the model with a signature and an input
+   example.
+5. **register_model**: a new version of `wine-quality` with the alias `challenger`.
 
 Trigger it from the UI ("Trigger DAG w/ config") to try other hyperparameters.
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
+
+from fsdl_lib.wine import DEFAULT_ALPHA, DEFAULT_L1_RATIO
 
 
 @dag(
@@ -34,8 +37,10 @@ from airflow.sdk import Param, dag, task
     dagrun_timeout=timedelta(hours=1),
     max_active_runs=1,
     params={
-        "alpha": Param(0.5, type="number", minimum=0, description="ElasticNet regularisation strength."),
-        "l1_ratio": Param(0.5, type="number", minimum=0, maximum=1, description="L1 share of the penalty."),
+        "alpha": Param(DEFAULT_ALPHA, type="number", minimum=0, description="ElasticNet regularisation strength."),
+        "l1_ratio": Param(
+            DEFAULT_L1_RATIO, type="number", minimum=0, maximum=1, description="L1 share of the penalty."
+        ),
     },
     doc_md=__doc__,
 )
@@ -67,76 +72,32 @@ def wine_quality():
         return split_wine(load_wine(Path(data["path"])), load_settings().processed_dir / "wine").as_dict()
 
     @task
-    def train_model(split: dict, experiment_id: str, params: dict | None = None) -> str:
+    def train_and_evaluate(split: dict, experiment_id: str, params: dict | None = None) -> dict:
+        from _tasks import current_task, lineage_tags
+        from fsdl_lib import wine
 
-        import mlflow
-        from sklearn.linear_model import ElasticNet
-
-        from _tasks import current_task
-        from fsdl_lib import tracking, wine
-        from fsdl_lib.config import load_settings
-
-        settings = load_settings()
-        me = current_task()
-        train, _ = wine.WineSplit.from_dict(split).load()
-        x, y = wine.xy(train)
-        tags = {
-            tracking.TAG_DATASET_VERSION: split["version"],
-            tracking.TAG_CODE_VERSION: tracking.code_version(settings.code_version),
-            tracking.TAG_DAG_RUN_ID: me.run_id,
-        }
-        mlflow.sklearn.autolog(log_models=False, silent=True)
-        try:
-            with tracking.task_run(experiment_id, task_key=me.key, run_name="elasticnet", tags=tags) as run:
-                model = ElasticNet(
-                    alpha=float(params["alpha"]), l1_ratio=float(params["l1_ratio"]), random_state=42
-                ).fit(x, y)
-                tracking.log_sklearn_model(model, x.head(5))
-        finally:
-            mlflow.sklearn.autolog(disable=True)
-        return run.info.run_id
-
-    @task
-    def evaluate_model(mlflow_run_id: str, split: dict) -> dict:
-
-        import mlflow
-
-        from fsdl_lib import tracking, wine
-
-        _, test = wine.WineSplit.from_dict(split).load()
-        x, y = wine.xy(test)
-        model = tracking.load_sklearn_model(f"runs:/{mlflow_run_id}/model")
-        metrics = wine.regression_metrics(y, model.predict(x))
-        client = mlflow.MlflowClient()
-        for name, value in metrics.items():
-            client.log_metric(mlflow_run_id, f"test_{name}", value)
-        return metrics
-
-    @task
-    def register_model(mlflow_run_id: str, metrics: dict, split: dict) -> dict:
-        from _tasks import current_task
-        from fsdl_lib import tracking
-        from fsdl_lib.config import load_settings
-
-        settings = load_settings()
-        version = tracking.register_version(
-            f"runs:/{mlflow_run_id}/model",
-            settings.wine_model_name,
-            aliases=[tracking.ALIAS_CHALLENGER],
-            run_id=mlflow_run_id,
-            tags={
-                tracking.TAG_DATASET_VERSION: split["version"],
-                tracking.TAG_CODE_VERSION: tracking.code_version(settings.code_version),
-                tracking.TAG_DAG_RUN_ID: current_task().run_id,
-                **{f"test_{k}": f"{v:.4f}" for k, v in metrics.items()},
-            },
+        dataset = wine.WineSplit.from_dict(split)
+        run_id, metrics = wine.train_and_evaluate(
+            dataset,
+            experiment_id,
+            alpha=float(params["alpha"]),
+            l1_ratio=float(params["l1_ratio"]),
+            task_key=current_task().key,
+            tags=lineage_tags(dataset.version),
         )
-        return {"name": version.name, "version": version.version}
+        return {"run_id": run_id, "metrics": metrics}
 
-    experiment_id = create_experiment()
+    @task
+    def register_model(trained: dict, split: dict) -> dict:
+        from _tasks import lineage_tags
+        from fsdl_lib import wine
+        from fsdl_lib.config import load_settings
+
+        tags = lineage_tags(split["version"])
+        return wine.register(trained["run_id"], trained["metrics"], tags, settings=load_settings())
+
     split = split_data(load_data())
-    mlflow_run_id = train_model(split, experiment_id)
-    register_model(mlflow_run_id, evaluate_model(mlflow_run_id, split), split)
+    register_model(train_and_evaluate(split, create_experiment()), split)
 
 
 wine_quality()

@@ -13,17 +13,20 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 mode=${FSDL_MODE:-embedded}
 procfile="$FSDL_ROOT/Procfile"
-endpoints=("$AIRFLOW_BIND_HOST:$AIRFLOW_PORT" "$MLFLOW_BIND_HOST:$MLFLOW_PORT" "$WEBAPP_BIND_HOST:$WEBAPP_PORT")
+# Where a local client reaches each service (its bind address, or loopback when it binds them all).
+read -r airflow_url mlflow_url webapp_url flower_url < <(python -c '
+from fsdl_lib.config import load_settings
+s = load_settings()
+print(s.airflow_url, s.mlflow_url, s.webapp_url, s.flower_url)')
+urls=("$airflow_url" "$mlflow_url" "$webapp_url")
 if [ "$mode" = distributed ]; then
     procfile="$FSDL_ROOT/Procfile.distributed"
-    endpoints+=("$FLOWER_BIND_HOST:$FLOWER_PORT")
+    urls+=("$flower_url")
 fi
 
-for endpoint in "${endpoints[@]}"; do
-    host=$(reach "${endpoint%:*}")
-    port=${endpoint##*:}
-    if python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('$host', $port)) != 0)"; then
-        echo "Port $port on $host is already in use: is the platform already running?" >&2
+for url in "${urls[@]}"; do
+    if python -c "import socket, sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); sys.exit(socket.socket().connect_ex((p.hostname, p.port)) != 0)" "$url"; then
+        echo "${url#http://} is already in use: is the platform already running?" >&2
         echo "Stop it, or pick other ports in .env (AIRFLOW_PORT, MLFLOW_PORT, WEBAPP_PORT, FLOWER_PORT)." >&2
         exit 1
     fi
@@ -61,7 +64,7 @@ with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as ou
 os.replace(tmp, path)
 PY
 say "MLflow logins"
-python "$FSDL_ROOT/mlflow/accounts.py" "$FSDL_STORAGE_DIR/mlflow"
+python "$FSDL_ROOT/mlflow/accounts.py" "$(dirname "$MLFLOW_AUTH_CONFIG_PATH")"
 
 if $prepare_only; then
     exit 0
@@ -74,12 +77,12 @@ if [ -n "$FSDL_NEW_LOGINS" ]; then
 fi
 cat <<MSG
 
-  Airflow UI   http://$(reach "$AIRFLOW_BIND_HOST"):$AIRFLOW_PORT   (login $AIRFLOW_ADMIN_USER)
-  MLflow UI    http://$(reach "$MLFLOW_BIND_HOST"):$MLFLOW_PORT   (login $MLFLOW_AUTH_ADMIN_USERNAME)
-  Web app      http://$(reach "$WEBAPP_BIND_HOST"):$WEBAPP_PORT   (serves $FSDL_SCENES_MODEL_NAME@production once a version has that alias)
+  Airflow UI   $airflow_url   (login $AIRFLOW_ADMIN_USER)
+  MLflow UI    $mlflow_url   (login $MLFLOW_AUTH_ADMIN_USERNAME)
+  Web app      $webapp_url   (serves $FSDL_SCENES_MODEL_NAME@production once a version has that alias)
 MSG
 if [ "$mode" = distributed ]; then
-    echo "  Flower       http://$(reach "$FLOWER_BIND_HOST"):$FLOWER_PORT   (login $FLOWER_USER; Celery workers and tasks)"
+    echo "  Flower       $flower_url   (login $FLOWER_USER; Celery workers and tasks)"
 fi
 cat <<MSG
   Passwords    $AIRFLOW_HOME/secrets.env (or your .env)

@@ -3,6 +3,7 @@ Procfile of the distributed mode (same commands, same environment variable names
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from fsdl_lib.config import Settings
+from fsdl_lib.services import AirflowLayout, airflow_environment, local_environment, mlflow_server_environment
 from fsdl_tools.launcher import procfile
 from fsdl_webapp.config import WebSettings
 from tests.conftest import ROOT
@@ -88,32 +90,109 @@ def test_embedded_procfile_runs_the_same_commands_for_its_roles():
         assert distributed[role] == command
 
 
+# What docker-compose.yml's containers share with the local modes' processes: the settings inside
+# a container (data and state mounted under /opt/fsdl, every service listening on all interfaces at
+# its default port, Postgres and Redis reached by service name) and the official image's paths.
+CONTAINER_SETTINGS = {
+    "FSDL_DATA_DIR": "/opt/fsdl/data",
+    "FSDL_STORAGE_DIR": "/opt/fsdl/storage",
+    "AIRFLOW_BIND_HOST": "0.0.0.0",
+    "FLOWER_BIND_HOST": "0.0.0.0",
+    "MLFLOW_BIND_HOST": "0.0.0.0",
+    "WEBAPP_BIND_HOST": "0.0.0.0",
+    "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+    "FSDL_POSTGRES_URL": "postgresql+psycopg2://airflow:{POSTGRES_PASSWORD}@postgres/airflow",
+    "FSDL_REDIS_URL": "redis://redis:6379/0",
+}
+AIRFLOW_HOME_IN_IMAGE = Path("/opt/airflow")
+
+
+@pytest.fixture(scope="module")
+def dotenv(tmp_path_factory) -> dict[str, str]:
+    """A user's .env as `make secrets` writes it: every secret set, nothing else changed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_secrets", ROOT / "scripts" / "make_secrets.py")
+    make_secrets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_secrets)
+    secrets = {name: make() for name, make in {**make_secrets.SECRETS, **make_secrets.COMPOSE}.items()}
+    return {name: str(value) for name, value in secrets.items()}
+
+
+@pytest.fixture(scope="module")
+def compose_config(dotenv, tmp_path_factory) -> dict:
+    """docker-compose.yml as Compose itself interpolates it with that .env (no engine needed)."""
+    env_file = tmp_path_factory.mktemp("compose") / ".env"
+    env_file.write_text("".join(f"{name}={shlex.quote(value)}\n" for name, value in dotenv.items()))
+    out = subprocess.run(
+        ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(env_file),
+         "config", "--format", "json", "--no-path-resolution"],
+        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def container_settings(dotenv: dict[str, str]) -> Settings:
+    inside = {name: value.format(**dotenv) for name, value in CONTAINER_SETTINGS.items()}
+    return Settings.from_env({**dotenv, **inside})
+
+
 @pytest.mark.parametrize(
     "role", ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker", "flower"]
 )
-def test_airflow_services_get_the_same_airflow_variables(role, local_env):
-    compose_names = set(SERVICES[role]["environment"])
-    local_airflow = {n for n in local_env if n.startswith("AIRFLOW__")}
-    assert {n for n in compose_names if n.startswith("AIRFLOW__")} == local_airflow
-    platform = {n for n in compose_names if not n.startswith("AIRFLOW__")} - {"DUMB_INIT_SETSID"}
+def test_airflow_containers_get_the_derived_values(role, compose_config, dotenv):
+    """Every AIRFLOW__ value in the compose file is the one fsdl_lib.services derives for the
+    distributed topology, given the containers' settings: no literal written twice can drift."""
+    settings = container_settings(dotenv)
+    layout = AirflowLayout(
+        home=AIRFLOW_HOME_IN_IMAGE,
+        dags_folder=AIRFLOW_HOME_IN_IMAGE / "dags",
+        passwords_file=AIRFLOW_HOME_IN_IMAGE / "auth" / "passwords.json",
+        base_url=f"http://localhost:{settings.airflow_port}",  # the published port, as the browser sees it
+        execution_api_url=f"http://airflow-apiserver:{settings.airflow_port}/execution/",
+    )
+    expected = airflow_environment(settings, "distributed", layout)
+    env = compose_config["services"][role]["environment"]
+    airflow = {name: value for name, value in env.items() if name.startswith("AIRFLOW__")}
+    shared_secrets = {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"}
+    assert set(airflow) == set(expected) | shared_secrets
+    assert {name: airflow[name] for name in expected} == expected
+    for name in shared_secrets:
+        assert airflow[name] == dotenv[name]
+    platform = {n for n in env if not n.startswith("AIRFLOW__")} - {"DUMB_INIT_SETSID"}
     assert platform <= DECLARED | MLFLOW_CLIENT_LOGIN
-    assert platform <= set(local_env)
+    declared = settings.as_environment()
+    for name in platform & DECLARED:
+        assert env[name] == declared[name], name
 
 
-def test_mlflow_and_webapp_get_the_same_variables(local_env):
-    mlflow_names = set(SERVICES["mlflow"]["environment"])
-    assert mlflow_names <= set(local_env)
-    local_server = {
-        n
-        for n in local_env
-        if n.startswith("MLFLOW_")
-        and n not in DECLARED | IMAGE_ENV | MLFLOW_CLIENT_LOGIN
-        and n != "MLFLOW_ALLOWED_HOSTS"
-    }
-    assert {n for n in mlflow_names if n.startswith("MLFLOW_") and n not in DECLARED} == local_server
-    webapp_names = set(SERVICES["webapp"]["environment"])
-    assert webapp_names <= DECLARED
-    assert webapp_names <= set(local_env)
+def test_local_distributed_mode_gets_the_same_airflow_variables(local_env, compose_config):
+    compose = {n for n in compose_config["services"]["airflow-worker"]["environment"] if n.startswith("AIRFLOW__")}
+    assert {n for n in local_env if n.startswith("AIRFLOW__")} == compose
+
+
+def test_mlflow_container_gets_the_derived_values(compose_config, dotenv, local_env):
+    settings = container_settings(dotenv)
+    env = compose_config["services"]["mlflow"]["environment"]
+    expected = mlflow_server_environment(settings)
+    assert {name: env.get(name) for name in expected} == expected
+    command = compose_config["services"]["mlflow"]["command"]
+    allowed = command[command.index("--allowed-hosts") + 1]
+    assert allowed == local_environment(settings, "distributed", root=ROOT, environ={})["MLFLOW_ALLOWED_HOSTS"]
+    clients = DECLARED | IMAGE_ENV | MLFLOW_CLIENT_LOGIN
+    local_server = {n for n in local_env if n.startswith("MLFLOW_") and n not in clients}
+    assert set(expected) <= local_server
+    assert local_server - {"MLFLOW_ALLOWED_HOSTS"} <= set(env)  # the container gets every one (as a flag for this)
+
+
+def test_webapp_container_gets_declared_variables(compose_config, dotenv, local_env):
+    env = compose_config["services"]["webapp"]["environment"]
+    assert set(env) <= DECLARED
+    assert set(env) <= set(local_env)
+    settings = container_settings(dotenv)
+    declared = settings.as_environment()
+    for name in set(env) & set(declared):
+        assert env[name] == declared[name], name
 
 
 def test_one_secret_set_and_localhost_ports():

@@ -256,7 +256,7 @@ def test_flywheel_turns_through_the_containers(project):
 def test_killed_worker_task_is_retried_and_the_run_succeeds(project):
     airflow, _, _ = clients(project)
     run_id = airflow.trigger("wine_quality")
-    victim = "train_model"  # imports, autologging and the model upload: several seconds
+    victim = "train_and_evaluate"  # imports, autologging, scoring and the model upload: several seconds
     deadline = time.monotonic() + 300
     while not any(
         ti["task_id"] == victim and ti["state"] == "running" for ti in airflow.task_instances("wine_quality", run_id)

@@ -66,10 +66,11 @@ def test_scene_dag_trains_candidates_and_registers_a_challenger(airflow_db, mlfl
 
 def test_second_run_extracts_nothing_new(airflow_db, mlflow_server, scene_env):
     from fsdl_lib.config import load_settings
-    from fsdl_lib.scenes import create_dataset
+    from fsdl_lib.scenes import SceneDataset, create_dataset
 
     first = create_dataset(load_settings())
     again = create_dataset(load_settings())
-    assert again["dataset_version"] == first["dataset_version"]
-    assert again["splits"]["train"]["extracted"] == 0
-    assert again["splits"]["train"]["images"] == 90
+    assert again.version == first.version
+    assert again.splits["train"].extracted == 0
+    assert again.splits["train"].images == 90
+    assert SceneDataset.from_dict(again.as_dict()) == again  # what travels between tasks

@@ -77,13 +77,13 @@ def test_env_example_lists_every_variable():
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
     from fsdl_webapp.config import WebSettings
 
-    declared = {name for name, _, _ in config.variables() + WebSettings.variables()}
+    declared = {name for name, _, _ in config.Settings.variables() + WebSettings.variables()}
     assert declared <= listed, f"missing from .env.example: {sorted(declared - listed)}"
 
 
 def test_as_environment_round_trips():
     settings = config.load_settings({"FSDL_OFFLINE_WEIGHTS": "1", "FSDL_IMAGE_SIZE": "96"})
-    again = config.load_settings(config.as_environment(settings))
+    again = config.load_settings(settings.as_environment())
     assert again.offline_weights is True
     assert again.image_size == 96
     assert again.data_dir == settings.data_dir.absolute()

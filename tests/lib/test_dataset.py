@@ -2,7 +2,7 @@ import shutil
 import subprocess
 import sys
 
-from fsdl_lib.dataset import ImageRecord, dataset_version, manifest_csv, parse_manifest, scan_split
+from fsdl_lib.dataset import FileRecord, dataset_version, manifest_csv, parse_manifest, scan_split
 
 VERSION_OF = (
     "import sys; from pathlib import Path; from fsdl_lib.dataset import scan_split, dataset_version; "
@@ -57,6 +57,6 @@ def test_records_and_manifest(scene_split):
 
 
 def test_version_is_unambiguous_for_odd_names():
-    a = [ImageRecord("a,b/c.jpg", "sea", "0" * 64)]
-    b = [ImageRecord("a", "b/c.jpg,sea", "0" * 64)]
+    a = [FileRecord("a,b/c.jpg", "sea", "0" * 64)]
+    b = [FileRecord("a", "b/c.jpg,sea", "0" * 64)]
     assert dataset_version(a) != dataset_version(b)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fsdl_lib.exceptions import WeightsUnavailableError
-from fsdl_lib.features import FEATURE_DIM, FeatureExtractor, backbone_id, weights_file
+from fsdl_lib.features import FEATURE_DIM, BackboneId, FeatureExtractor, weights_file
 from fsdl_lib.images import load_image
 from fsdl_lib.preprocessing import Preprocessor
 
@@ -36,7 +36,10 @@ def test_random_weights_are_deterministic_and_leave_rng_alone(small_extractor, p
 
 def test_id_names_architecture_weights_and_size(small_extractor):
     assert small_extractor.id == "resnet50:random-seed0:resize64"
-    assert backbone_id(offline_weights=False) == "resnet50:IMAGENET1K_V2:resize224"
+    pretrained = BackboneId.of(offline_weights=False)
+    assert str(pretrained) == "resnet50:IMAGENET1K_V2:resize224"
+    assert BackboneId.parse(str(pretrained)) == pretrained
+    assert BackboneId.parse(small_extractor.id).weights == "random-seed0"
 
 
 def test_missing_weights_fail_with_a_fix(tmp_path):

@@ -13,7 +13,6 @@ from fsdl_lib.exceptions import NoUsableCandidateError
 from fsdl_lib.scenes import (
     classification_metrics,
     create_dataset,
-    load_split,
     promote_if_better,
     select_best,
     validation_split,
@@ -85,7 +84,7 @@ def scenes_settings(tmp_path, sample_dir, monkeypatch):
 @pytest.mark.slow
 def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scenes_settings):
     info = create_dataset(scenes_settings)
-    train, test = load_split(info, "train"), load_split(info, "test")
+    train, test = info.load("train"), info.load("test")
     name = scenes_settings.scenes_model_name
     mlflow.set_experiment(experiment_id=get_or_create_experiment("promotion-tests"))
 
@@ -93,7 +92,7 @@ def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scen
         with mlflow.start_run() as run:
             log_sklearn_model(model, test.features[:2])
         return register_version(
-            f"runs:/{run.info.run_id}/model", name, tags={"backbone_id": info["backbone_id"]}
+            f"runs:/{run.info.run_id}/model", name, tags={"backbone_id": str(info.backbone)}
         ).version
 
     good = build_pipeline(CANDIDATES["logreg_c1"]).fit(train.features, train.labels)

@@ -73,7 +73,7 @@ def test_dags_run_on_the_celery_worker_and_register_models(stack, as_mlflow_admi
 
 def test_killed_worker_task_is_retried_and_the_run_succeeds(stack, as_mlflow_admin):
     run_id = stack.client.trigger("wine_quality")
-    victim = "train_model"  # the longest task (imports, autologging, model upload): several seconds
+    victim = "train_and_evaluate"  # the longest task (imports, autologging, model upload): several seconds
     deadline = time.monotonic() + 300
     while not any(
         ti["task_id"] == victim and ti["state"] == "running"

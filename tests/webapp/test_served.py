@@ -1,14 +1,11 @@
 """The web app as a real gunicorn process: concurrent feedback, and hot reload on promotion."""
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from mlflow import MlflowClient
 
 from tests.conftest import SAMPLE_DIR
-from tests.webapp.conftest import make_app
 
 pytestmark = pytest.mark.slow
 
@@ -42,34 +39,6 @@ def test_hundred_concurrent_feedback_posts_lose_nothing(webapp_server):
         rows = db.execute("SELECT count(*) FROM predictions WHERE feedback_label IS NOT NULL").fetchone()[0]
     assert rows == 100
     assert not list((webapp_server.state_dir / "uploads").iterdir())
-
-
-def test_promotion_is_served_within_the_poll_interval_without_restart(tmp_path, extractor, registry):
-    import uuid
-
-    name = f"hot-reload-{uuid.uuid4().hex[:6]}"
-    registry.register(name)
-    app = make_app(tmp_path, extractor, name, start_polling=True, poll_seconds=1)
-    client = app.test_client()
-    try:
-        started = time.monotonic()
-        while client.get("/api/v1/model").status_code != 200:  # the first load runs in the background
-            assert time.monotonic() - started < 30, client.get("/readyz").json
-            time.sleep(0.1)
-        assert client.get("/api/v1/model").json["version"] == "1"
-        registry.register(name, "knn_7", aliases=())
-        MlflowClient().set_registered_model_alias(name, "production", "2")
-        promoted = time.monotonic()
-        while client.get("/api/v1/model").json["version"] != "2":
-            assert time.monotonic() - promoted < 1 + 5, "the new version was not served in time"
-            time.sleep(0.1)
-        photo = (SAMPLE_DIR / "sea" / sorted(p.name for p in (SAMPLE_DIR / "sea").iterdir())[0]).read_bytes()
-        import io
-
-        body = client.post("/api/v1/predict", data={"image": (io.BytesIO(photo), "sea.jpg")}).json
-        assert body["model"]["version"] == "2"
-    finally:
-        app.extensions["fsdl_model"].stop()
 
 
 def test_gunicorn_serves_the_page_and_refuses_bad_uploads(webapp_server):

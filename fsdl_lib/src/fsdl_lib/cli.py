@@ -13,10 +13,17 @@ from fsdl_lib import config
 
 def _env(args: argparse.Namespace) -> int:
     if args.doc:
-        for name, default, doc in config.variables():
+        for name, default, doc in config.Settings.variables():
             print(f"{name} (default {default or '(empty)'})\n    {doc}")
         return 0
-    for name, value in config.as_environment(config.load_settings()).items():
+    settings = config.load_settings()
+    if args.services:
+        from fsdl_lib.services import local_environment
+
+        env = local_environment(settings, args.services, root=Path.cwd())
+    else:
+        env = settings.as_environment()
+    for name, value in env.items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
 
@@ -63,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
     env = sub.add_parser("env", help="print the resolved settings as shell exports")
     env.add_argument("--doc", action="store_true", help="describe every variable instead")
+    env.add_argument(
+        "--services",
+        metavar="MODE",
+        help="print what the services of local mode MODE (embedded, distributed) add: Airflow, the MLflow server",
+    )
     env.set_defaults(func=_env)
 
     cached = sub.add_parser("weights-cached", help="exit 0 if the ImageNet weights are cached")

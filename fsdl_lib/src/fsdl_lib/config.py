@@ -156,7 +156,10 @@ class Settings(EnvSettings):
     mlflow_admin_user: str = setting(
         "MLFLOW_AUTH_ADMIN_USERNAME", "admin", "Login of the MLflow admin (the people who promote versions)."
     )
-    flower_user: str = setting("FLOWER_USER", "admin", "Login of Flower (its password: FLOWER_PASSWORD).")
+    flower_user: str = setting("FLOWER_USER", "admin", "Login of Flower (distributed modes only).")
+    flower_password: str = setting(
+        "FLOWER_PASSWORD", "", "Password of that login; empty: generated on first start (make secrets)."
+    )
     torch_home: Path = setting(
         "TORCH_HOME",
         Path.home() / ".cache" / "torch",
@@ -212,7 +215,21 @@ class Settings(EnvSettings):
 
     @property
     def mlflow_dir(self) -> Path:
+        """The MLflow server's state: its database, artifacts and logins."""
         return self.storage_dir / "mlflow"
+
+    @property
+    def mlflow_backend_store_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir.absolute() / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.mlflow_dir.absolute() / "artifacts"
+
+    @property
+    def mlflow_auth_config(self) -> Path:
+        """The basic-auth app's configuration (``mlflow/accounts.py`` writes it, the user store beside it)."""
+        return self.mlflow_dir.absolute() / "basic_auth.ini"
 
 
 def local_url(bind_host: str, port: int) -> str:
@@ -225,15 +242,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Shorthand for :meth:`Settings.from_env`."""
     settings: Settings = Settings.from_env(environ)
     return settings
-
-
-def variables() -> list[tuple[str, str, str]]:
-    """(name, default as text, meaning) of every variable of :class:`Settings`."""
-    return Settings.variables()
-
-
-def as_environment(settings: Settings) -> dict[str, str]:
-    return settings.as_environment()
 
 
 def _format(value: Any) -> str:

@@ -1,8 +1,9 @@
-"""Image folders as datasets: scanning a split, its version, and its manifest.
+"""Datasets as files: scanning an image split, the version of any dataset, and its manifest.
 
-A split is a folder of ``<class>/<image>`` files. Its *version* is the sha256 over the sorted
-(relative path, label, sha256 of the bytes) of its files, so the same files give the same version on
-any machine and in any process, and one changed byte, label or name gives a new one.
+An image split is a folder of ``<class>/<image>`` files; the wine dataset is its train and test
+CSV files. A dataset's *version* is the sha256 over the sorted (relative path, label, sha256 of the
+bytes) of its files, so the same files give the same version on any machine and in any process,
+and one changed byte, label or name gives a new one. Both workloads use :func:`dataset_version`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, order=True)
-class ImageRecord:
-    """One file of a split: its path relative to the split root (POSIX), label and content hash."""
+class FileRecord:
+    """One file of a dataset: its path relative to the dataset's root (POSIX), its label (an image's
+    class, a table's role such as ``train``) and the sha256 of its bytes."""
 
     path: str
     label: str
@@ -39,7 +41,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def scan_split(root: Path, classes: Sequence[str] = SCENE_CLASSES) -> list[ImageRecord]:
+def scan_split(root: Path, classes: Sequence[str] = SCENE_CLASSES) -> list[FileRecord]:
     """Records of every image file under ``root/<class>/``, sorted by path.
 
     Only the named class folders are read; hidden files and other suffixes are ignored. Whether a
@@ -54,11 +56,11 @@ def scan_split(root: Path, classes: Sequence[str] = SCENE_CLASSES) -> list[Image
             if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             if path.is_file():
-                records.append(ImageRecord(f"{label}/{path.name}", label, file_sha256(path)))
+                records.append(FileRecord(f"{label}/{path.name}", label, file_sha256(path)))
     return sorted(records)
 
 
-def dataset_version(records: Iterable[ImageRecord]) -> str:
+def dataset_version(records: Iterable[FileRecord]) -> str:
     """sha256 over the sorted (path, label, sha256) triples; independent of input order."""
     digest = hashlib.sha256()
     for record in sorted(records):
@@ -68,7 +70,7 @@ def dataset_version(records: Iterable[ImageRecord]) -> str:
     return digest.hexdigest()
 
 
-def manifest_csv(records: Iterable[ImageRecord]) -> str:
+def manifest_csv(records: Iterable[FileRecord]) -> str:
     """The records as CSV text with a header (``path,label,sha256``), sorted by path."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -78,9 +80,9 @@ def manifest_csv(records: Iterable[ImageRecord]) -> str:
     return buffer.getvalue()
 
 
-def parse_manifest(text: str) -> list[ImageRecord]:
+def parse_manifest(text: str) -> list[FileRecord]:
     """Inverse of :func:`manifest_csv`."""
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != MANIFEST_FIELDS:
         raise ValueError(f"manifest header must be {','.join(MANIFEST_FIELDS)}")
-    return [ImageRecord(row["path"], row["label"], row["sha256"]) for row in reader]
+    return [FileRecord(row["path"], row["label"], row["sha256"]) for row in reader]

@@ -31,7 +31,7 @@ import numpy as np
 from fsdl_lib._atomic import atomic_write_bytes
 from fsdl_lib._progress import Progress
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_lib.dataset import ImageRecord, dataset_version, scan_split
+from fsdl_lib.dataset import FileRecord, dataset_version, scan_split
 from fsdl_lib.exceptions import FeatureCacheError, InvalidImageError
 from fsdl_lib.images import DEFAULT_MAX_PIXELS, load_image
 
@@ -56,7 +56,7 @@ class Extractor(Protocol):
 class FeatureSet:
     """Features of a split: row ``i`` of :attr:`features` belongs to ``records[i]``."""
 
-    records: tuple[ImageRecord, ...]
+    records: tuple[FileRecord, ...]
     features: np.ndarray
     extractor_id: str
 
@@ -116,7 +116,7 @@ class FeatureStore:
         if features.ndim != 2 or features.shape[0] != n or len(labels) != n or len(hashes) != n:
             raise FeatureCacheError(f"feature cache {self.path} is inconsistent")
         records = tuple(
-            ImageRecord(str(p), str(label), str(h)) for p, label, h in zip(paths, labels, hashes, strict=True)
+            FileRecord(str(p), str(label), str(h)) for p, label, h in zip(paths, labels, hashes, strict=True)
         )
         return FeatureSet(records, features.astype(np.float32, copy=False), str(meta["extractor_id"]))
 
@@ -165,7 +165,7 @@ class FeatureStore:
                 removed,
             )
 
-            new_records: list[ImageRecord] = []
+            new_records: list[FileRecord] = []
             new_rows: list[np.ndarray] = []
             skipped: list[tuple[str, str]] = []
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
 from fsdl_lib.exceptions import WeightsUnavailableError
-from fsdl_lib.preprocessing import Preprocessor
+from fsdl_lib.preprocessing import Preprocessor, transform_id
 
 if TYPE_CHECKING:
     import torch
@@ -48,10 +49,32 @@ def weights_cached(torch_home: Path) -> bool:
     return weights_file(torch_home).is_file()
 
 
-def backbone_id(*, offline_weights: bool, seed: int = 0, image_size: int = 224) -> str:
-    """The id of a backbone configuration: architecture, weights and input size."""
-    weights = f"random-seed{seed}" if offline_weights else PRETRAINED_WEIGHTS
-    return f"{ARCHITECTURE}:{weights}:{Preprocessor(image_size).id}"
+@dataclass(frozen=True)
+class BackboneId:
+    """Which backbone made a set of features: architecture, weights and input transform.
+
+    Its text form (``resnet50:IMAGENET1K_V2:resize224``) is what feature caches and MLflow tags
+    record; features of two different ids are never mixed.
+    """
+
+    architecture: str
+    weights: str
+    transform: str
+
+    @classmethod
+    def of(cls, *, offline_weights: bool, seed: int = 0, image_size: int = 224) -> BackboneId:
+        weights = f"random-seed{seed}" if offline_weights else PRETRAINED_WEIGHTS
+        return cls(ARCHITECTURE, weights, transform_id(image_size))
+
+    @classmethod
+    def parse(cls, text: str) -> BackboneId:
+        parts = text.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"{text!r} is not a backbone id (architecture:weights:transform)")
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        return f"{self.architecture}:{self.weights}:{self.transform}"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -126,7 +149,8 @@ class FeatureExtractor:
         self.preprocessor = Preprocessor(image_size)
         self.device = resolve_device(device)
         self.batch_size = batch_size or (_GPU_BATCH if self.device.type == "cuda" else _CPU_BATCH)
-        self.id = backbone_id(offline_weights=offline_weights, seed=seed, image_size=image_size)
+        self.backbone = BackboneId.of(offline_weights=offline_weights, seed=seed, image_size=image_size)
+        self.id = str(self.backbone)
         if offline_weights:
             # Fork the global RNG so the same seed gives the same weights in every process,
             # whatever ran before, and the caller's random state is left untouched.

@@ -18,8 +18,9 @@ import numpy as np
 from fsdl_lib import tracking
 from fsdl_lib.candidates import CANDIDATES, build_pipeline
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_lib.dataset import ImageRecord, dataset_version
+from fsdl_lib.dataset import FileRecord, dataset_version
 from fsdl_lib.exceptions import FsdlError, NoUsableCandidateError
+from fsdl_lib.features import BackboneId
 
 if TYPE_CHECKING:
     from fsdl_lib.config import Settings
@@ -40,56 +41,96 @@ def feature_cache(settings: Settings, split: str) -> Path:
 # create_dataset
 
 
-def create_dataset(settings: Settings) -> dict[str, Any]:
-    """Update the feature caches of both splits; return what the training tasks need (small)."""
+@dataclass(frozen=True)
+class SplitSummary:
+    """One split's feature cache as :func:`create_dataset` left it."""
+
+    cache: Path
+    version: str
+    images: int
+    extracted: int
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SceneDataset:
+    """What :func:`create_dataset` hands the training tasks: which backbone's features of which
+    images. Small, so it travels between tasks as its :meth:`as_dict` form."""
+
+    backbone: BackboneId
+    version: str
+    """One version over both splits (:func:`combined_version`)."""
+    splits: Mapping[str, SplitSummary]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backbone_id": str(self.backbone),
+            "dataset_version": self.version,
+            "splits": {
+                name: {**asdict(split), "cache": str(split.cache), "skipped": list(split.skipped)}
+                for name, split in self.splits.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SceneDataset:
+        splits = {
+            name: SplitSummary(
+                Path(split["cache"]),
+                split["version"],
+                int(split["images"]),
+                int(split["extracted"]),
+                tuple(split.get("skipped", ())),
+            )
+            for name, split in data["splits"].items()
+        }
+        return cls(BackboneId.parse(data["backbone_id"]), data["dataset_version"], splits)
+
+    def load(self, split: str) -> FeatureSet:
+        """The split's cached features, checked to be the ones this description was made from."""
+        from fsdl_lib.feature_store import FeatureStore
+
+        summary = self.splits[split]
+        features = FeatureStore(summary.cache).load()
+        if features.extractor_id != str(self.backbone) or features.version != summary.version:
+            raise FsdlError(
+                f"the {split} feature cache changed since create_dataset ran (another run updated it); "
+                "clear the task to extract again"
+            )
+        return features
+
+
+def create_dataset(settings: Settings) -> SceneDataset:
+    """Update the feature caches of both splits and describe them for the training tasks."""
     from fsdl_lib.feature_store import FeatureStore
     from fsdl_lib.features import FeatureExtractor
 
     extractor = FeatureExtractor.from_settings(settings)
-    info: dict[str, Any] = {"backbone_id": extractor.id, "splits": {}}
-    records: dict[str, Sequence[ImageRecord]] = {}
+    splits: dict[str, SplitSummary] = {}
+    records: dict[str, Sequence[FileRecord]] = {}
     for split in SPLITS:
         root = settings.scenes_raw_dir / split
-        features, report = FeatureStore(feature_cache(settings, split)).update(
-            root, extractor, max_pixels=settings.max_image_pixels
-        )
+        cache = feature_cache(settings, split)
+        features, report = FeatureStore(cache).update(root, extractor, max_pixels=settings.max_image_pixels)
         if len(features) == 0:
             raise FsdlError(f"no usable images under {root}/<class>/; run `fsdl seed` or download the data")
         missing = sorted(set(SCENE_CLASSES) - set(features.labels))
         if split == "train" and missing:
             raise FsdlError(f"the training split has no images of {missing}; every class needs some")
         records[split] = features.records
-        info["splits"][split] = {
-            "cache": str(feature_cache(settings, split)),
-            "version": report.version,
-            "images": report.total,
-            "extracted": report.extracted,
-            "skipped": [path for path, _ in report.skipped],
-        }
-    info["dataset_version"] = combined_version(records)
-    log.info("dataset version %s (backbone %s)", info["dataset_version"], extractor.id)
-    return info
+        splits[split] = SplitSummary(
+            cache, report.version, report.total, report.extracted, tuple(path for path, _ in report.skipped)
+        )
+    dataset = SceneDataset(extractor.backbone, combined_version(records), splits)
+    log.info("dataset version %s (backbone %s)", dataset.version, dataset.backbone)
+    return dataset
 
 
-def combined_version(splits: Mapping[str, Sequence[ImageRecord]]) -> str:
+def combined_version(splits: Mapping[str, Sequence[FileRecord]]) -> str:
     """One version over several splits: each record's path is prefixed with its split."""
     return dataset_version(
-        ImageRecord(f"{split}/{r.path}", r.label, r.sha256) for split, records in splits.items() for r in records
+        FileRecord(f"{split}/{r.path}", r.label, r.sha256) for split, records in splits.items() for r in records
     )
-
-
-def load_split(info: Mapping[str, Any], split: str) -> FeatureSet:
-    """The cached features that :func:`create_dataset` described, checked against its output."""
-    from fsdl_lib.feature_store import FeatureStore
-
-    meta = info["splits"][split]
-    features = FeatureStore(Path(meta["cache"])).load()
-    if features.extractor_id != info["backbone_id"] or features.version != meta["version"]:
-        raise FsdlError(
-            f"the {split} feature cache changed since create_dataset ran (another run updated it); "
-            "clear the task to extract again"
-        )
-    return features
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,20 +179,18 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Any:
     return fig
 
 
-def run_tags(info: Mapping[str, Any], settings: Settings, dag_run_id: str) -> dict[str, str]:
+def run_tags(dataset: SceneDataset, settings: Settings, dag_run_id: str) -> dict[str, str]:
     """Tags every scene run and registered version carries."""
     return {
-        tracking.TAG_DATASET_VERSION: info["dataset_version"],
-        tracking.TAG_BACKBONE_ID: info["backbone_id"],
-        tracking.TAG_WEIGHTS_ID: info["backbone_id"].split(":")[1],
-        tracking.TAG_CODE_VERSION: tracking.code_version(settings.code_version),
-        tracking.TAG_DAG_RUN_ID: dag_run_id,
+        **tracking.lineage_tags(dataset.version, code=settings.code_version, dag_run_id=dag_run_id),
+        tracking.TAG_BACKBONE_ID: str(dataset.backbone),
+        tracking.TAG_WEIGHTS_ID: dataset.backbone.weights,
     }
 
 
 def train_candidate(
     name: str,
-    info: Mapping[str, Any],
+    dataset: SceneDataset,
     experiment_id: str,
     *,
     settings: Settings,
@@ -167,9 +206,9 @@ def train_candidate(
     import mlflow
 
     candidate = CANDIDATES[name]
-    train, test = load_split(info, "train"), load_split(info, "test")
+    train, test = dataset.load("train"), dataset.load("test")
     x_fit, x_val, y_fit, y_val = validation_split(train)
-    tags = {**run_tags(info, settings, dag_run_id), "candidate": name}
+    tags = {**run_tags(dataset, settings, dag_run_id), "candidate": name}
     result: dict[str, Any] = {"candidate": name, "usable": False}
     with tracking.task_run(experiment_id, task_key=task_key, run_name=name, tags=tags) as run:
         result["run_id"] = run.info.run_id
@@ -227,7 +266,7 @@ class Promotion:
 
 def register_best(
     results: Sequence[Mapping[str, Any]],
-    info: Mapping[str, Any],
+    dataset: SceneDataset,
     *,
     settings: Settings,
     dag_run_id: str,
@@ -235,7 +274,7 @@ def register_best(
     """Register the winner as a new ``challenger`` version; optionally promote it (guarded)."""
     best = select_best(results)
     tags = {
-        **run_tags(info, settings, dag_run_id),
+        **run_tags(dataset, settings, dag_run_id),
         "candidate": best["candidate"],
         "val_f1": f"{best['val_f1']:.4f}",
         "test_f1": f"{best['test_f1']:.4f}",
@@ -253,15 +292,15 @@ def register_best(
         "candidate": best["candidate"],
         "val_f1": best["val_f1"],
         "test_f1": best["test_f1"],
-        "dataset_version": info["dataset_version"],
+        "dataset_version": dataset.version,
     }
     if settings.auto_promote:
-        decision = promote_if_better(str(version.version), info, settings=settings)
+        decision = promote_if_better(str(version.version), dataset, settings=settings)
         summary["promotion"] = asdict(decision)
     return summary
 
 
-def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settings) -> Promotion:
+def promote_if_better(version: str, dataset: SceneDataset, *, settings: Settings) -> Promotion:
     """Move ``production`` to ``version`` only if it beats production on the same test split."""
     import mlflow
 
@@ -269,8 +308,8 @@ def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settin
 
     name = settings.scenes_model_name
     client = mlflow.MlflowClient()
-    test = load_split(info, "test")
-    challenger = tracking.load_sklearn_model(f"models:/{name}/{version}")
+    test = dataset.load("test")
+    challenger = tracking.load_version(client.get_model_version(name, version)).model
     challenger_f1 = classification_metrics(test.labels, challenger.predict(test.features))["f1"]
     try:
         current = tracking.resolve_alias(name, tracking.ALIAS_PRODUCTION)
@@ -278,7 +317,7 @@ def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settin
         current = None
     if current is None:
         decision = Promotion(True, "no production version yet", challenger_f1)
-    elif current.tags.get(tracking.TAG_BACKBONE_ID) != info["backbone_id"]:
+    elif current.tags.get(tracking.TAG_BACKBONE_ID) != str(dataset.backbone):
         decision = Promotion(
             False,
             f"production version {current.version} uses backbone {current.tags.get(tracking.TAG_BACKBONE_ID)}; "
@@ -288,7 +327,7 @@ def promote_if_better(version: str, info: Mapping[str, Any], *, settings: Settin
         )
     else:
         try:
-            production = tracking.load_sklearn_model(f"models:/{name}/{current.version}")
+            production = tracking.load_version(current).model
         except UnsafeModelError as exc:
             production = None
             decision = Promotion(

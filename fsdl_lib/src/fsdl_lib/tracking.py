@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from fsdl_lib.dataset import ImageRecord, dataset_version, manifest_csv
+from fsdl_lib.dataset import FileRecord, dataset_version, manifest_csv
 from fsdl_lib.exceptions import ModelNotFoundError, RegistrationError
 
 if TYPE_CHECKING:
@@ -66,6 +66,15 @@ def get_or_create_experiment(name: str, *, client: MlflowClient | None = None) -
         log.warning("experiment %r was deleted; restoring it", name)
         client.restore_experiment(experiment.experiment_id)
     return str(experiment.experiment_id)
+
+
+def lineage_tags(dataset_version: str, *, code: str, dag_run_id: str) -> dict[str, str]:
+    """The tags that say where a run or a version came from: its data, its code, its DAG run."""
+    return {
+        TAG_DATASET_VERSION: dataset_version,
+        TAG_CODE_VERSION: code_version(code),
+        TAG_DAG_RUN_ID: dag_run_id,
+    }
 
 
 def code_version(configured: str = "") -> str:
@@ -118,7 +127,7 @@ def task_run(
         yield run
 
 
-def log_dataset(records: Iterable[ImageRecord], *, context: str, name: str) -> str:
+def log_dataset(records: Iterable[FileRecord], *, context: str, name: str) -> str:
     """Log a split with the active run: its version (tag and input) and its manifest (artifact).
 
     Returns the dataset version. ``context`` is the split's role, such as ``train`` or ``test``.
@@ -254,13 +263,17 @@ def resolve_alias(name: str, alias: str, *, client: MlflowClient | None = None) 
 
 
 def load_model(name: str, alias: str, *, client: MlflowClient | None = None) -> LoadedModel:
-    """Resolve ``models:/<name>@<alias>`` and load that exact version with :func:`load_sklearn_model`.
+    """Resolve ``models:/<name>@<alias>`` and load that exact version with :func:`load_version`.
 
     The alias is resolved once and the version loaded by number, so the model and the version
     reported with it always agree even when the alias moves during the load.
     """
-    version = resolve_alias(name, alias, client=client)
-    return LoadedModel(load_sklearn_model(f"models:/{name}/{version.version}"), version)
+    return load_version(resolve_alias(name, alias, client=client))
+
+
+def load_version(version: ModelVersion) -> LoadedModel:
+    """Load one registered version (by number, with :func:`load_sklearn_model`)."""
+    return LoadedModel(load_sklearn_model(f"models:/{version.name}/{version.version}"), version)
 
 
 def register_version(

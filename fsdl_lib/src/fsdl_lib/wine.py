@@ -1,18 +1,28 @@
-"""The red-wine quality workload: load, split, train an ElasticNet, evaluate."""
+"""The red-wine quality workload: load and check the CSV, split it, train an ElasticNet and score
+it in one MLflow run, register it.
+
+The ``wine_quality`` DAG is thin over this module: :func:`load_wine` → :func:`split_wine` →
+:func:`train_and_evaluate` → :func:`register`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from fsdl_lib import tracking
 from fsdl_lib._atomic import atomic_write_bytes
+from fsdl_lib.dataset import FileRecord, dataset_version
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from fsdl_lib.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +43,9 @@ FEATURES: Final[tuple[str, ...]] = (
 DEFAULT_ALPHA: Final = 0.5
 DEFAULT_L1_RATIO: Final = 0.5
 SPLIT_SEED: Final = 42
+MODEL_SEED: Final = 42
 TEST_FRACTION: Final = 0.25
+RUN_NAME: Final = "elasticnet"
 
 
 def load_wine(path: Path) -> pd.DataFrame:
@@ -84,15 +96,14 @@ def split_wine(
     from sklearn.model_selection import train_test_split
 
     train, test = train_test_split(frame, test_size=test_fraction, random_state=seed)
-    digest = hashlib.sha256()
-    paths = {}
+    paths, records = {}, []
     for name, part in (("train", train), ("test", test)):
         data = part.to_csv(index=False).encode()
-        digest.update(name.encode() + b"\0" + data)
         paths[name] = out_dir / f"{name}.csv"
         atomic_write_bytes(paths[name], data)
+        records.append(FileRecord(paths[name].name, name, hashlib.sha256(data).hexdigest()))
     log.info("wine split: %d train rows, %d test rows in %s", len(train), len(test), out_dir)
-    return WineSplit(paths["train"], paths["test"], digest.hexdigest())
+    return WineSplit(paths["train"], paths["test"], dataset_version(records))
 
 
 def xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -108,3 +119,50 @@ def regression_metrics(y_true: np.ndarray | pd.Series, y_pred: np.ndarray) -> di
         "mae": float(mean_absolute_error(y_true, y_pred)),
         "r2": float(r2_score(y_true, y_pred)),
     }
+
+
+def train_and_evaluate(
+    split: WineSplit,
+    experiment_id: str,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    l1_ratio: float = DEFAULT_L1_RATIO,
+    task_key: str,
+    tags: Mapping[str, str],
+) -> tuple[str, dict[str, float]]:
+    """Fit an ElasticNet on the training part and score it on the test part, as one MLflow run.
+
+    The run holds the parameters and training metrics (autologging), the test metrics and the
+    model (skops, with signature and input example). Returns the run id and the test metrics.
+    """
+    import mlflow
+    from sklearn.linear_model import ElasticNet
+
+    train, test = split.load()
+    x, y = xy(train)
+    x_test, y_test = xy(test)
+    mlflow.sklearn.autolog(log_models=False, silent=True)
+    try:
+        with tracking.task_run(experiment_id, task_key=task_key, run_name=RUN_NAME, tags=tags) as run:
+            model = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, random_state=MODEL_SEED).fit(x, y)
+            metrics = regression_metrics(y_test, model.predict(x_test))
+            mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
+            tracking.log_sklearn_model(model, x.head(5))
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    log.info("ElasticNet(alpha=%s, l1_ratio=%s): test %s", alpha, l1_ratio, metrics)
+    return run.info.run_id, metrics
+
+
+def register(
+    run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str], *, settings: Settings
+) -> dict[str, Any]:
+    """Register the run's model as a new ``challenger`` version of the wine model (all or nothing)."""
+    version = tracking.register_version(
+        f"runs:/{run_id}/model",
+        settings.wine_model_name,
+        aliases=[tracking.ALIAS_CHALLENGER],
+        run_id=run_id,
+        tags={**tags, **{f"test_{name}": f"{value:.4f}" for name, value in metrics.items()}},
+    )
+    return {"name": version.name, "version": str(version.version), **{f"test_{k}": v for k, v in metrics.items()}}

@@ -39,7 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Bootstrap5(app)
 
-    from fsdl_webapp import api, health, monitoring, pages, services
+    from fsdl_webapp import api, errors, health, monitoring, pages, services
 
     services.init_app(app, extractor=config.get("EXTRACTOR"), start_polling=config.get("START_POLLING", True))
     monitoring.init_app(app)
@@ -47,5 +47,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(monitoring.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
-    api.register_error_handlers(app)
+    errors.init_app(app)
     return app

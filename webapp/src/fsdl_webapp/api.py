@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import re
-import sqlite3
 import time
 import uuid
 
-from flask import Blueprint, Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, current_app, jsonify, request
 
 from fsdl_lib.classes import SCENE_CLASSES, is_scene_class
 from fsdl_lib.exceptions import InvalidImageError
@@ -111,42 +108,3 @@ def model():
     return jsonify(
         {**served.describe(), "extractor_backbone_id": service.extractor.id, "last_error": service.last_error}
     )
-
-
-def out_of_space(exc: BaseException) -> bool:
-    """A full disk or quota, as the file system or SQLite reports it."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
-
-
-def register_error_handlers(app: Flask) -> None:
-    """JSON errors for the API; the pages get their own error pages from Flask."""
-
-    @app.errorhandler(ApiError)
-    def api_error(exc: ApiError):
-        return jsonify(error=exc.message), exc.status
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        if not request.path.startswith("/api/"):
-            return exc
-        messages = {
-            404: "no such API endpoint",
-            405: f"method {request.method} is not allowed here",
-            413: f"the upload is larger than the limit of {app.config['WEB_SETTINGS'].max_upload_mb} MiB",
-        }
-        return jsonify(error=messages.get(exc.code or 500, exc.description)), exc.code
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        if out_of_space(exc):
-            log.error("out of storage space on %s %s: %s", request.method, request.path, exc)
-            message = "the server has no storage space left; nothing was saved, try again later"
-            if request.path.startswith("/api/"):
-                return jsonify(error=message), 507
-            return message, 507
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        if request.path.startswith("/api/"):
-            return jsonify(error="internal error; the server log has the details"), 500
-        return "Internal error; the server log has the details.", 500

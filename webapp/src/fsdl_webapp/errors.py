@@ -1,6 +1,19 @@
-"""Errors the API turns into JSON responses with a status code."""
+"""The web app's errors and how every response to one looks.
+
+API errors are JSON (``{"error": message}``) with a status code; anonymous clients get generic
+messages for anything unexpected, and the log gets the details. :func:`init_app` installs it all.
+"""
 
 from __future__ import annotations
+
+import errno
+import logging
+import sqlite3
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -29,3 +42,42 @@ class ConflictError(ApiError):
 
 class UnavailableError(ApiError):
     status = 503
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """A full disk or quota, as the file system or SQLite reports it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+
+
+def init_app(app: Flask) -> None:
+    """JSON errors for the API; the pages get Flask's error pages, and plain text when unexpected."""
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return jsonify(error=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if not request.path.startswith("/api/"):
+            return exc
+        messages = {
+            404: "no such API endpoint",
+            405: f"method {request.method} is not allowed here",
+            413: f"the upload is larger than the limit of {app.config['WEB_SETTINGS'].max_upload_mb} MiB",
+        }
+        return jsonify(error=messages.get(exc.code or 500, exc.description)), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if out_of_space(exc):
+            log.error("out of storage space on %s %s: %s", request.method, request.path, exc)
+            message = "the server has no storage space left; nothing was saved, try again later"
+            if request.path.startswith("/api/"):
+                return jsonify(error=message), 507
+            return message, 507
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error="internal error; the server log has the details"), 500
+        return "Internal error; the server log has the details.", 500

@@ -133,14 +133,14 @@ class ModelService:
                 f"{self.extractor.id!r}; retrain with the server's settings (FSDL_OFFLINE_WEIGHTS, "
                 "FSDL_IMAGE_SIZE) or serve it with a matching server"
             )
-        model = tracking.load_sklearn_model(f"models:/{self.name}/{version.version}")
-        classes = [str(c) for c in getattr(model, "classes_", [])]
+        loaded = tracking.load_version(version)
+        classes = [str(c) for c in getattr(loaded.model, "classes_", [])]
         if not classes or set(classes) - set(SCENE_CLASSES):
             raise IncompatibleModelError(f"its classes {classes} are not scene classes")
         return ServedModel(
-            model=model,
-            name=self.name,
-            version=str(version.version),
+            model=loaded.model,
+            name=loaded.name,
+            version=loaded.number,
             alias=self.alias,
             backbone_id=backbone,
             dataset_version=version.tags.get(tracking.TAG_DATASET_VERSION),

@@ -1,0 +1,158 @@
+"""The environment each service of the platform runs with, derived from :class:`Settings`.
+
+One home for what the three run modes share. The local modes evaluate ``fsdl env --services MODE``
+(``scripts/local-env.sh``); ``docker-compose.yml`` writes its containers' environment out, as users
+of Airflow's compose file expect, and a test checks that every value there is the one derived here
+for the containers' settings.
+
+The modes differ only where their topology does: ``embedded`` runs Airflow on SQLite with the
+LocalExecutor; ``distributed`` runs the CeleryExecutor on Postgres and Redis, and so do the
+containers, which reach each other by their service names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from fsdl_lib.config import Settings
+from fsdl_lib.exceptions import ConfigError
+
+MODES: Final = ("embedded", "distributed")
+
+OVERRIDABLE: Final = frozenset(
+    {
+        # Tuning a user may set in .env; the derived value is only the default.
+        "AIRFLOW__CORE__PARALLELISM",
+        "AIRFLOW__API__WORKERS",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL",
+        "MLFLOW_ALLOWED_HOSTS",
+        "WEBAPP_MLFLOW_UI_URL",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+    }
+)
+
+PIPELINES_MLFLOW_USER: Final = "fsdl-pipelines"
+"""The DAGs' MLflow account (``mlflow/accounts.py`` creates it)."""
+
+NO_TELEMETRY: Final = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+"""No usage telemetry leaves the machine (MLflow's client, server and UI; any tool honouring DO_NOT_TRACK)."""
+
+
+@dataclass(frozen=True)
+class AirflowLayout:
+    """Where Airflow's files are and how its processes reach the API server, per run mode."""
+
+    home: Path
+    dags_folder: Path
+    passwords_file: Path
+    base_url: str
+    """The API server as a browser on the host reaches it (links in the UI and in logs)."""
+    execution_api_url: str
+    """The API server as the task runners reach it."""
+
+    @classmethod
+    def local(cls, settings: Settings, root: Path, home: Path | None = None) -> AirflowLayout:
+        """Processes on one machine: state under ``storage/airflow`` unless ``AIRFLOW_HOME`` says otherwise."""
+        home = home or settings.storage_dir.absolute() / "airflow"
+        return cls(
+            home=home,
+            dags_folder=root / "dags",
+            passwords_file=home / "passwords.json",
+            base_url=settings.airflow_url,
+            execution_api_url=f"{settings.airflow_url}/execution/",
+        )
+
+
+def airflow_environment(settings: Settings, mode: str, layout: AirflowLayout) -> dict[str, str]:
+    """The ``AIRFLOW__*`` variables of every Airflow process (API server, scheduler, DAG processor,
+    Celery worker, Flower) in ``mode``."""
+    _check_mode(mode)
+    env = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(layout.dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow_admin_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(layout.passwords_file),
+        "AIRFLOW__API__HOST": settings.airflow_bind_host,
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__BASE_URL": layout.base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": layout.execution_api_url,
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+    }
+    if mode == "embedded":
+        env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{layout.home / 'airflow.db'}"
+        return env
+    if not settings.flower_password:
+        raise ConfigError("FLOWER_PASSWORD", "", "a password (make secrets, or scripts/local-env.sh, makes one)")
+    env.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.postgres_url,
+            "AIRFLOW__CELERY__BROKER_URL": settings.redis_url,
+            # Celery's database backend speaks plain SQLAlchemy URLs, without the driver suffix.
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + settings.postgres_url.replace("+psycopg2", ""),
+            # Each task may import torch and load ResNet50 (about 1 GB): Celery's default of 16 would not fit.
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(settings.celery_concurrency),
+            "AIRFLOW__CELERY__FLOWER_HOST": settings.flower_bind_host,
+            "AIRFLOW__CELERY__FLOWER_PORT": str(settings.flower_port),
+            "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"{settings.flower_user}:{settings.flower_password}",
+            # Longer than the longest task (first extraction over a full dataset), or Redis hands a
+            # running task to a second worker.
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        }
+    )
+    return env
+
+
+def mlflow_server_environment(settings: Settings) -> dict[str, str]:
+    """The tracking server's variables: SQLite backend and artifacts under ``storage/mlflow``, logins."""
+    return {
+        "MLFLOW_BACKEND_STORE_URI": settings.mlflow_backend_store_uri,
+        "MLFLOW_ARTIFACTS_DESTINATION": str(settings.mlflow_artifacts_dir),
+        # One process owns the SQLite file: no background job workers, no "database is locked".
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        # mlflow/accounts.py writes this file and the accounts before the server starts.
+        "MLFLOW_AUTH_CONFIG_PATH": str(settings.mlflow_auth_config),
+    }
+
+
+def local_environment(
+    settings: Settings, mode: str, *, root: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Everything a local mode adds to the settings for its processes.
+
+    Variables in :data:`OVERRIDABLE` that ``environ`` already sets keep their value.
+    """
+    environ = os.environ if environ is None else environ
+    _check_mode(mode)
+    home = Path(environ["AIRFLOW_HOME"]) if environ.get("AIRFLOW_HOME") else None
+    layout = AirflowLayout.local(settings, root, home)
+    env = {
+        "AIRFLOW_HOME": str(layout.home),
+        **airflow_environment(settings, mode, layout),
+        **mlflow_server_environment(settings),
+        **NO_TELEMETRY,
+        "MLFLOW_ALLOWED_HOSTS": f"localhost:*,127.0.0.1:*,mlflow:{settings.mlflow_port},mlflow",
+        "WEBAPP_MLFLOW_UI_URL": settings.mlflow_url,
+        # Airflow's tasks use the pipelines' service account; the web app its own (WEBAPP_MLFLOW_*).
+        "MLFLOW_TRACKING_USERNAME": PIPELINES_MLFLOW_USER,
+        "MLFLOW_TRACKING_PASSWORD": environ.get("MLFLOW_PIPELINES_PASSWORD", ""),
+    }
+    for name in OVERRIDABLE & env.keys():
+        if environ.get(name):
+            env[name] = environ[name]
+    return env
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ConfigError("FSDL_MODE", mode, " or ".join(MODES))

@@ -1,0 +1,89 @@
+"""The services' environment derived from the settings (fsdl_lib.services) and its shell side,
+scripts/local-env.sh. docker-compose.yml's values are checked against the same functions in
+tests/compose/test_compose.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from fsdl_lib.config import load_settings
+from fsdl_lib.exceptions import ConfigError
+from fsdl_lib.services import local_environment
+from tests.conftest import ROOT
+
+
+def derived(mode: str, **environ: str) -> dict[str, str]:
+    settings = load_settings({"FLOWER_PASSWORD": "pw", **environ})
+    return local_environment(settings, mode, root=ROOT, environ=environ)
+
+
+def test_embedded_runs_airflow_on_sqlite_under_its_home(tmp_path):
+    env = derived("embedded", FSDL_STORAGE_DIR=str(tmp_path))
+    assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path}/airflow/airflow.db"
+    assert not any(name.startswith("AIRFLOW__CELERY") for name in env)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "mlflow" / "basic_auth.ini")
+
+
+def test_distributed_runs_celery_on_the_configured_postgres_and_redis():
+    env = derived(
+        "distributed",
+        FSDL_POSTGRES_URL="postgresql+psycopg2://u:p@db:5433/af",
+        FSDL_REDIS_URL="redis://cache:6380/1",
+        FSDL_CELERY_CONCURRENCY="1",
+        FLOWER_PORT="5599",
+        AIRFLOW_PORT="8181",
+    )
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql+psycopg2://u:p@db:5433/af"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql://u:p@db:5433/af"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://cache:6380/1"
+    assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "1"
+    assert env["AIRFLOW__CELERY__FLOWER_PORT"] == "5599"
+    assert env["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == "admin:pw"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8181/execution/"
+
+
+def test_tuning_in_the_environment_wins_and_derived_values_do_not_move():
+    env = derived("embedded", AIRFLOW__CORE__PARALLELISM="8", AIRFLOW__CORE__EXECUTOR="SequentialExecutor")
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "8"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"  # the mode decides, not a stray variable
+
+
+def test_celery_modes_need_the_flower_password_and_modes_are_checked():
+    with pytest.raises(ConfigError, match="FLOWER_PASSWORD"):
+        local_environment(load_settings({}), "distributed", root=ROOT, environ={})
+    with pytest.raises(ConfigError, match="FSDL_MODE"):
+        local_environment(load_settings({}), "kubernetes", root=ROOT, environ={})
+
+
+def source_local_env(tmp_path, **extra: str) -> subprocess.CompletedProcess[str]:
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "FSDL_STORAGE_DIR": str(tmp_path), **extra}
+    script = (
+        f". {ROOT / 'scripts' / 'local-env.sh'} || exit 7\n"
+        'set -u; echo "home=$AIRFLOW_HOME executor=$AIRFLOW__CORE__EXECUTOR"'
+    )
+    return subprocess.run(["bash", "-c", script], env=clean, capture_output=True, text=True, timeout=60)
+
+
+def test_local_env_exports_what_the_library_derives(tmp_path):
+    result = source_local_env(tmp_path, FSDL_MODE="distributed")
+    assert result.returncode == 0, result.stderr
+    assert f"home={tmp_path}/airflow executor=CeleryExecutor" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("FSDL_IMAGE_SIZE", "big"), ("FSDL_MODE", "kubernetes")], ids=["setting", "mode"]
+)
+def test_local_env_stops_at_a_bad_value_and_names_it(tmp_path, variable, value):
+    """A bad value stops the sourcing script with the variable's name, never an empty environment
+    that fails later as an unbound variable."""
+    result = source_local_env(tmp_path, **{variable: value})
+    assert result.returncode == 7, result.stdout
+    assert variable in result.stderr
+    assert "unbound variable" not in result.stderr

@@ -1,0 +1,63 @@
+"""The served model (fsdl_webapp.model_service) against a real registry: which versions it refuses
+and why, the old version serving on, and promotions picked up while it runs."""
+
+import time
+import uuid
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import SAMPLE_DIR
+from tests.webapp.conftest import make_app
+
+
+def test_model_of_another_backbone_is_refused_with_a_clear_message(tmp_path, extractor, registry):
+    name = f"other-backbone-{uuid.uuid4().hex[:6]}"
+    registry.register(name, backbone="resnet50:IMAGENET1K_V2:resize224")
+    app = make_app(tmp_path, extractor, name)
+    service = app.extensions["fsdl_model"]
+    assert service.current is None
+    assert "trained on features of backbone 'resnet50:IMAGENET1K_V2:resize224'" in service.last_error
+    assert extractor.id in service.last_error
+
+
+def test_a_bad_new_version_keeps_the_old_one_serving(tmp_path, extractor, registry):
+    name = f"keep-old-{uuid.uuid4().hex[:6]}"
+    registry.register(name)
+    app = make_app(tmp_path, extractor, name)
+    service = app.extensions["fsdl_model"]
+    assert service.current.version == "1"
+    registry.register(name, backbone="resnet50:random-seed9:resize64")  # v2, production
+    assert service.refresh() is False
+    assert service.current.version == "1"
+    assert "version 2" in service.last_error
+    model = app.test_client().get("/api/v1/model").json
+    assert model["version"] == "1"
+    assert "version 2" in model["last_error"]
+
+
+@pytest.mark.slow
+def test_promotion_is_served_within_the_poll_interval_without_restart(tmp_path, extractor, registry):
+    name = f"hot-reload-{uuid.uuid4().hex[:6]}"
+    registry.register(name)
+    app = make_app(tmp_path, extractor, name, start_polling=True, poll_seconds=1)
+    client = app.test_client()
+    try:
+        started = time.monotonic()
+        while client.get("/api/v1/model").status_code != 200:  # the first load runs in the background
+            assert time.monotonic() - started < 30, client.get("/readyz").json
+            time.sleep(0.1)
+        assert client.get("/api/v1/model").json["version"] == "1"
+        registry.register(name, "knn_7", aliases=())
+        MlflowClient().set_registered_model_alias(name, "production", "2")
+        promoted = time.monotonic()
+        while client.get("/api/v1/model").json["version"] != "2":
+            assert time.monotonic() - promoted < 1 + 5, "the new version was not served in time"
+            time.sleep(0.1)
+        photo = (SAMPLE_DIR / "sea" / sorted(p.name for p in (SAMPLE_DIR / "sea").iterdir())[0]).read_bytes()
+        import io
+
+        body = client.post("/api/v1/predict", data={"image": (io.BytesIO(photo), "sea.jpg")}).json
+        assert body["model"]["version"] == "2"
+    finally:
+        app.extensions["fsdl_model"].stop()
