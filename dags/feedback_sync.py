@@ -1,10 +1,11 @@
 """
 # Feedback sync
 
-Moves the images that users labelled in the web app (`data/feedback/intel_scenes/<class>/`) into
-the training split (`data/raw/intel_scenes/train/<class>/`) with `scripts/sync_feedback.sh`:
-one atomic rename per file, duplicates by content hash skipped, a manifest per run under
-`data/raw/intel_scenes/feedback_merges/`.
+Moves the images whose labels were accepted in the web app (`data/feedback/intel_scenes/<class>/`)
+into the training split (`data/raw/intel_scenes/train/<class>/`) with `fsdl_lib.merge`: regular
+image files only, test images and label conflicts refused, one atomic rename per file, a manifest
+per run under `data/raw/intel_scenes/feedback_merges/`. Killed and retried, it loses nothing and
+counts nothing twice.
 
 When anything was merged, **publish** updates the `intel_scenes_train` asset, and the asset
 schedules `intel_scenes_parallel`: feedback leads to a new challenger with no cron in between.
@@ -13,17 +14,12 @@ Runs every 30 minutes; trigger it by hand to sync now.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from _tasks import SCENES_TRAIN_ASSET
-
-SYNC_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "sync_feedback.sh"
+from _tasks import SCENES_TRAIN_ASSET, current_task
 
 
 @dag(
@@ -41,23 +37,25 @@ SYNC_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "sync_feedbac
     doc_md=__doc__,
 )
 def feedback_sync():
-    sync = BashOperator(
-        task_id="sync_feedback",
-        # The trailing argument keeps Airflow from reading the .sh path as a template file.
-        bash_command=f"bash {SYNC_SCRIPT} {{{{ run_id | replace(':', '_') | replace('+', '_') }}}}",
-        append_env=True,
-    )
+    @task
+    def merge_feedback() -> dict:
+        """Merge accepted feedback into the training split (a retry continues the same manifest)."""
+        from fsdl_lib.config import load_settings
+        from fsdl_lib.merge import merge_feedback as merge
+
+        return merge(load_settings(), current_task().run_id).as_dict()
 
     @task(outlets=[SCENES_TRAIN_ASSET])
-    def publish(summary: str, *, outlet_events=None) -> dict:
-        """Update the training-data asset, only when the sync merged something."""
-        result = json.loads(summary)
-        if result["merged"] == 0:
-            raise AirflowSkipException(f"nothing new to train on ({result['duplicates']} duplicates skipped)")
-        outlet_events[SCENES_TRAIN_ASSET].extra = result
-        return result
+    def publish(summary: dict, *, outlet_events=None) -> dict:
+        """Update the training-data asset, only when the merge added something."""
+        if summary["merged"] == 0:
+            raise AirflowSkipException(
+                f"nothing new to train on ({summary['duplicates']} duplicates, {summary['conflicts']} conflicts)"
+            )
+        outlet_events[SCENES_TRAIN_ASSET].extra = {k: summary[k] for k in ("merged", "manifest", "run_id")}
+        return summary
 
-    publish(sync.output)
+    publish(merge_feedback())
 
 
 feedback_sync()

@@ -225,7 +225,7 @@ def test_flywheel_turns_through_the_containers(project):
     sync = airflow.trigger("feedback_sync")
     wait_success(project, airflow, "feedback_sync", sync, 300)
     states = {t["task_id"]: t["state"] for t in airflow.task_instances("feedback_sync", sync)}
-    assert states == {"sync_feedback": "success", "publish": "success"}
+    assert states == {"merge_feedback": "success", "publish": "success"}
     assert not stored.exists(), "the sync left the feedback file in place"
     label, name = correction["path"].split("/")
     merged = project.dir / "data" / "raw" / "intel_scenes" / "train" / label / name

@@ -37,7 +37,7 @@ def test_feedback_closes_the_loop(stack, capsys, as_mlflow_admin):
     assert logged == 5
 
     # The sync merged them and published the asset, which scheduled the training DAG.
-    assert report.sync_run["tasks"] == {"sync_feedback": "success", "publish": "success"}
+    assert report.sync_run["tasks"] == {"merge_feedback": "success", "publish": "success"}
     assert second["run_type"] == "asset_triggered"
     assert int(second["version"]) > int(first["version"])
     assert second["dataset_version"] != first["dataset_version"]
