@@ -77,7 +77,10 @@ def main() -> None:
             airflow = AirflowClient(project.url("AIRFLOW_PORT"), "admin", project.env["AIRFLOW_ADMIN_PASSWORD"])
             airflow.login()
             airflow.wait_for_dags({"intel_scenes_parallel", "feedback_sync"}, 180)
-            wheel = Flywheel(airflow, WebappClient(project.url("WEBAPP_PORT")), "intel-scenes", say=say, timeout=3600)
+            webapp = WebappClient(
+                project.url("WEBAPP_PORT"), reviewer=("reviewer", project.env["WEBAPP_REVIEWER_PASSWORD"])
+            )
+            wheel = Flywheel(airflow, webapp, "intel-scenes", say=say, timeout=3600)
             print(f"{n_train} training images, 224x224, docker compose:", flush=True)
             stop, peak = threading.Event(), {}
             sampler = threading.Thread(target=peak_memory, args=(project, stop, peak), daemon=True)

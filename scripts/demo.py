@@ -60,15 +60,18 @@ def main() -> None:
         print(f"""
 What happened
   {describe(first)}
-  feedback: {len(report.feedback)} uploads through the web app, {report.corrections} corrected by the "user"
+  feedback: {len(report.feedback)} uploads through the web app, {report.corrections} corrected by the "user",
+            all accepted by the "reviewer" through the review API
   {describe(second)} ({second['run_type']} run)
   feedback to new version served: {report.timings['feedback to new version served']:.0f} s
 
 Where to look
   Airflow  {platform.airflow}/dags/intel_scenes_parallel   the asset-triggered run
   MLflow   {platform.mlflow}/#/models/intel-scenes   both versions; each run's metrics, confusion matrix, manifests
-  Web app  {platform.webapp}/monitoring   predictions, feedback and live accuracy
-  Logins   Airflow admin / {logins["AIRFLOW_ADMIN_PASSWORD"]}, MLflow admin / {logins["MLFLOW_AUTH_ADMIN_PASSWORD"]}
+  Web app  {platform.webapp}/monitoring   predictions, feedback, live accuracy, the review queue
+           {platform.webapp}/review   the review page and its decision log
+  Logins   Airflow admin / {logins["AIRFLOW_ADMIN_PASSWORD"]}, MLflow admin / {logins["MLFLOW_AUTH_ADMIN_PASSWORD"]},
+           reviewer / {logins["WEBAPP_REVIEWER_PASSWORD"]}
            (generated for this workspace; kept in {workspace / "storage" / "airflow" / "secrets.env"})
 """, flush=True)  # fmt: skip
         if args.keep:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import requests
 
 from fsdl_lib.candidates import CANDIDATES, build_pipeline
 from fsdl_lib.feature_store import FeatureStore
@@ -190,6 +191,10 @@ def production_model(registry) -> str:
     return name
 
 
+REVIEWER = ("reviewer", "test-reviewer-password")
+"""The reviewer login of the test web apps (WEBAPP_REVIEWER_USER / _PASSWORD)."""
+
+
 class WebappServer:
     """The web app under gunicorn as a real process (what the Procfile runs)."""
 
@@ -210,6 +215,8 @@ class WebappServer:
             "WEBAPP_SECRET_KEY": "test-secret",
             "WEBAPP_MODEL_POLL_SECONDS": "1",
             "WEBAPP_MLFLOW_PASSWORD": MLFLOW_LOGINS["WEBAPP_MLFLOW_PASSWORD"],  # its own read-only login
+            "WEBAPP_REVIEWER_PASSWORD": REVIEWER[1],
+            "WEBAPP_REVIEW_SAMPLE_RATE": "0",  # nothing queued at random unless a test asks for it
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -236,6 +243,12 @@ class WebappServer:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process_group(self.proc)
+
+    def decide(self, decisions: list[dict], **kwargs) -> requests.Response:
+        """Post review decisions with the reviewer's login."""
+        return requests.post(
+            f"{self.url}/api/v1/review/decisions", json={"decisions": decisions}, auth=REVIEWER, timeout=120, **kwargs
+        )
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import SAMPLE_DIR
+from tests.conftest import REVIEWER, SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +34,15 @@ def test_classify_correct_and_send_feedback(browser, webapp_server, tmp_path):
     page.click("#feedback-button")
     page.wait_for_selector("#message.alert-success")
     assert correction in page.inner_text("#message")
+    assert "once a reviewer has checked it" in page.inner_text("#message")
     page.screenshot(path=str(tmp_path / "feedback.png"), full_page=True)
 
-    stored = list((webapp_server.data_dir / "feedback" / "intel_scenes" / correction).glob("*.jpg"))
-    assert [p.read_bytes() for p in stored] == [photo.read_bytes()]
+    assert not list((webapp_server.data_dir / "feedback").rglob("*.jpg")), "an unreviewed answer reached training"
     with sqlite3.connect(webapp_server.state_dir / "feedback.db") as db:
-        row = db.execute("SELECT predicted_label, feedback_label, feedback_correct FROM predictions").fetchone()
-    assert row == (predicted, correction, 0)
+        row = db.execute(
+            "SELECT predicted_label, feedback_label, feedback_correct, review_state FROM predictions"
+        ).fetchone()
+    assert row == (predicted, correction, 0, "pending")
 
     page.click("text=Monitoring")
     page.wait_for_selector("#timeline-chart svg rect")
@@ -66,3 +68,69 @@ def test_a_bad_file_shows_its_error_in_the_page(browser, webapp_server, tmp_path
     assert not list(webapp_server.data_dir.rglob("*.jpg"))
     assert not list((webapp_server.state_dir / "uploads").iterdir())
     page.close()
+
+
+def answered(webapp_server, photos) -> list[dict]:
+    """Classify ``photos`` and correct each to another class through the API; returns the answers."""
+    import requests
+
+    answers = []
+    for photo in photos:
+        with photo.open("rb") as handle:
+            response = requests.post(f"{webapp_server.url}/api/v1/predict", files={"image": handle}, timeout=60)
+        prediction = response.json()
+        claim = next(c for c in ("buildings", "street") if c != prediction["label"])
+        body = {"prediction_id": prediction["prediction_id"], "correct": False, "label": claim}
+        assert requests.post(f"{webapp_server.url}/api/v1/feedback", json=body, timeout=60).status_code == 200
+        answers.append({**prediction, "claim": claim})
+    return answers
+
+
+def test_review_page_keyboard_bulk_and_relabel(browser, webapp_server, tmp_path):
+    photos = sorted((SAMPLE_DIR / "glacier").glob("*.jpg"))[:5]
+    answers = answered(webapp_server, photos)
+    anonymous = browser.new_context()
+    assert anonymous.request.get(f"{webapp_server.url}/review").status == 401  # no login, no page
+    anonymous.close()
+
+    context = browser.new_context(http_credentials={"username": REVIEWER[0], "password": REVIEWER[1]})
+    page = context.new_page()
+    page.goto(f"{webapp_server.url}/review")
+    page.wait_for_selector("#queue .review-item")
+    assert page.locator("#queue .review-item").count() == 5
+    assert "5 waiting for review" in page.inner_text("#queue-summary")
+    first = page.locator("#queue .review-item").first
+    assert first.locator("img").evaluate("img => img.naturalWidth") > 0  # the upload is shown
+    assert "Claimed:" in first.inner_text()
+    assert "sure" in first.inner_text()  # the model's class and confidence
+
+    def decide_by_key(key: str, remaining: int) -> str:
+        focused = page.locator("#queue .review-item.active-item").get_attribute("data-id")
+        page.keyboard.press(key)
+        page.wait_for_function(f"document.querySelectorAll('#queue .review-item').length === {remaining}")
+        return focused
+
+    accepted = decide_by_key("a", 4)
+    rejected = decide_by_key("r", 3)
+    relabelled = decide_by_key("3", 2)  # the third class: glacier
+    page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+    page.click("#select-all")
+    page.click("#accept-selected")
+    page.wait_for_selector("#queue-summary:has-text('Nothing waits for review')")
+    page.wait_for_function("document.querySelectorAll('#decision-log tbody tr').length === 5")
+    log = page.inner_text("#decision-log")
+    assert log.count(REVIEWER[0]) == 5
+    assert "relabel" in log
+    assert "reject" in log
+
+    with sqlite3.connect(webapp_server.state_dir / "feedback.db") as db:
+        states = dict(db.execute("SELECT id, review_state || ':' || COALESCE(review_label, '') FROM predictions"))
+    claims = {a["prediction_id"]: a["claim"] for a in answers}
+    assert states[accepted] == f"accepted:{claims[accepted]}"
+    assert states[rejected] == "rejected:"
+    assert states[relabelled] == "accepted:glacier"
+    assert sum(1 for state in states.values() if state.startswith("accepted")) == 4
+    feedback = webapp_server.data_dir / "feedback" / "intel_scenes"
+    assert len(list(feedback.rglob("*.jpg"))) == 4  # everything but the rejected answer
+    assert len(list((feedback / "glacier").glob("*.jpg"))) == 1
+    context.close()

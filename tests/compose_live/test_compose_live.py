@@ -85,7 +85,8 @@ def clients(project: ComposeProject) -> tuple[AirflowClient, Mlflow, WebappClien
     airflow = AirflowClient(project.url("AIRFLOW_PORT"), "admin", env["AIRFLOW_ADMIN_PASSWORD"])
     airflow.login()
     mlflow = Mlflow(project.url("MLFLOW_PORT"), ("admin", env["MLFLOW_AUTH_ADMIN_PASSWORD"]))
-    return airflow, mlflow, WebappClient(project.url("WEBAPP_PORT"))
+    reviewer = ("reviewer", env["WEBAPP_REVIEWER_PASSWORD"])
+    return airflow, mlflow, WebappClient(project.url("WEBAPP_PORT"), reviewer=reviewer)
 
 
 def wait_success(project: ComposeProject, airflow: AirflowClient, dag_id: str, run_id: str, timeout: float) -> dict:
@@ -215,7 +216,12 @@ def test_flywheel_turns_through_the_containers(project):
             correction = webapp.feedback(prediction["prediction_id"], False, photo.parent.name)
             break
     assert correction is not None, "the model classified every sample photo correctly: no correction to send"
-    stored = project.dir / "data" / "feedback" / "intel_scenes" / correction["path"]
+    assert correction["review_state"] == "pending"
+    assert not list((project.dir / "data" / "feedback").rglob("*.jpg")), "an answer reached training unreviewed"
+
+    # The reviewer accepts it through the review API; only then is it a file for training.
+    (decision,) = webapp.review([{"prediction_id": correction["prediction_id"], "action": "accept"}])
+    stored = project.dir / "data" / "feedback" / "intel_scenes" / decision["path"]
     assert stored.is_file(), f"{stored} is not on the host"
     uid = int(project.env["AIRFLOW_UID"])
     assert stored.stat().st_uid == uid != 0, f"{stored} belongs to uid {stored.stat().st_uid}, not AIRFLOW_UID {uid}"
@@ -227,7 +233,7 @@ def test_flywheel_turns_through_the_containers(project):
     states = {t["task_id"]: t["state"] for t in airflow.task_instances("feedback_sync", sync)}
     assert states == {"merge_feedback": "success", "publish": "success"}
     assert not stored.exists(), "the sync left the feedback file in place"
-    label, name = correction["path"].split("/")
+    label, name = decision["path"].split("/")
     merged = project.dir / "data" / "raw" / "intel_scenes" / "train" / label / name
     assert merged.is_file()
 

@@ -25,9 +25,10 @@ def test_feedback_closes_the_loop(stack, capsys, as_mlflow_admin):
     report = wheel.turn(photos)
     first, second = report.first, report.second
 
-    # The first model was promoted and served; feedback went through the web app.
+    # The first model was promoted and served; feedback went through the web app and its review.
     assert len(report.feedback) == 5
     assert report.corrections >= 1
+    assert all(f["review_state"] == "accepted" for f in report.feedback)
     assert all(f["stored"].startswith(f"{f['label']}/") for f in report.feedback)
     with sqlite3.connect(stack.workspace / "storage" / "webapp" / "feedback.db") as db:
         logged = db.execute(

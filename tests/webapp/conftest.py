@@ -10,7 +10,7 @@ import pytest
 from fsdl_lib.config import Settings
 from fsdl_webapp import create_app
 from fsdl_webapp.config import WebSettings
-from tests.conftest import IMAGE_SIZE, SAMPLE_DIR
+from tests.conftest import IMAGE_SIZE, REVIEWER, SAMPLE_DIR
 
 
 def make_app(tmp_path: Path, extractor, model_name: str, *, start_polling: bool = False, **web):
@@ -21,6 +21,7 @@ def make_app(tmp_path: Path, extractor, model_name: str, *, start_polling: bool 
         offline_weights=True,
         image_size=IMAGE_SIZE,
     )
+    web = {"reviewer_password": REVIEWER[1], "review_sample_rate": 0.0, **web}
     web_settings = dataclasses.replace(WebSettings(), state_dir=str(tmp_path / "webapp"), **web)
     return create_app(
         {

@@ -3,6 +3,7 @@
 import pytest
 
 from fsdl_lib.classes import SCENE_CLASSES
+from tests.conftest import REVIEWER, SAMPLE_DIR
 from tests.webapp.conftest import make_app
 
 
@@ -28,7 +29,25 @@ def test_predict_answers_class_probabilities_and_model(app, client, photo, produ
     assert store.upload_path(body["prediction_id"], "jpg").read_bytes() == photo
 
 
-def test_correction_is_stored_by_content_hash_and_retry_is_idempotent(app, client, photo):
+def review(client, decisions, auth=REVIEWER):
+    return client.post(
+        "/api/v1/review/decisions",
+        json={"decisions": decisions},
+        headers={"Authorization": basic_auth(*auth)},
+    )
+
+
+def basic_auth(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def queue(client) -> dict:
+    return client.get("/api/v1/review/queue", headers={"Authorization": basic_auth(*REVIEWER)}).json
+
+
+def test_a_correction_waits_for_review_then_is_stored_by_content_hash(app, client, photo):
     import hashlib
 
     body = predict(client, photo)
@@ -36,28 +55,104 @@ def test_correction_is_stored_by_content_hash_and_retry_is_idempotent(app, clien
     answer = {"prediction_id": body["prediction_id"], "correct": False, "label": wrong}
     first = client.post("/api/v1/feedback", json=answer)
     assert first.status_code == 200, first.json
-    sha = hashlib.sha256(photo).hexdigest()
-    stored = app.config["FSDL_SETTINGS"].scenes_feedback_dir / wrong / f"{sha}.jpg"
-    assert stored.read_bytes() == photo
-    assert first.json["path"] == f"{wrong}/{sha}.jpg"
+    assert (first.json["review_state"], first.json["path"]) == ("pending", None)
+    feedback_dir = app.config["FSDL_SETTINGS"].scenes_feedback_dir
+    assert not list(feedback_dir.rglob("*.jpg")), "an unreviewed answer reached the training folder"
     again = client.post("/api/v1/feedback", json=answer)
     assert again.status_code == 200
     assert again.json["repeated"] is True
     other = client.post("/api/v1/feedback", json={**answer, "label": body["label"], "correct": True})
     assert other.status_code == 409
     assert "already has feedback" in other.json["error"]
+
+    decided = review(client, [{"prediction_id": body["prediction_id"], "action": "accept"}])
+    assert decided.status_code == 200, decided.json
+    assert decided.json["results"][0]["review_state"] == "accepted"
+    sha = hashlib.sha256(photo).hexdigest()
+    assert (feedback_dir / wrong / f"{sha}.jpg").read_bytes() == photo
     (row,) = app.extensions["fsdl_store"].rows()
-    assert (row["feedback_label"], row["feedback_correct"], row["upload_state"]) == (wrong, 0, "used")
+    assert (row["feedback_label"], row["review_label"], row["reviewed_by"]) == (wrong, wrong, REVIEWER[0])
     assert not app.extensions["fsdl_store"].upload_path(body["prediction_id"], "jpg").exists()
+    again = review(client, [{"prediction_id": body["prediction_id"], "action": "accept"}])
+    assert again.json["results"][0]["repeated"] is True
+    changed = review(client, [{"prediction_id": body["prediction_id"], "action": "reject"}])
+    assert changed.status_code == 409
+    assert "cannot be decided again" in changed.json["results"][0]["error"]
 
 
-def test_confirmation_stores_the_image_under_the_predicted_class(app, client, photo):
+def test_a_rejected_answer_leaves_no_file(app, client, photo):
+    body = predict(client, photo)
+    wrong = next(c for c in SCENE_CLASSES if c != body["label"])
+    client.post("/api/v1/feedback", json={"prediction_id": body["prediction_id"], "correct": False, "label": wrong})
+    assert review(client, [{"prediction_id": body["prediction_id"], "action": "reject"}]).status_code == 200
+    assert not list(app.config["FSDL_SETTINGS"].scenes_feedback_dir.rglob("*.jpg"))
+    assert not app.extensions["fsdl_store"].upload_path(body["prediction_id"], "jpg").exists()
+    decisions = client.get("/api/v1/review/decisions", headers={"Authorization": basic_auth(*REVIEWER)}).json
+    (decision,) = decisions["decisions"]
+    assert (decision["reviewer"], decision["action"], decision["label"]) == (REVIEWER[0], "reject", None)
+
+
+@pytest.mark.parametrize("auth", [None, ("reviewer", "wrong"), ("someone", REVIEWER[1])], ids=str)
+def test_reviewing_needs_the_reviewer_login(client, auth):
+    headers = {"Authorization": basic_auth(*auth)} if auth else {}
+    for path in ("/api/v1/review/queue", "/api/v1/review/decisions", "/review"):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Basic")
+    response = client.post("/api/v1/review/decisions", json={"decisions": []}, headers=headers)
+    assert response.status_code == 401
+    assert response.json == {"error": "log in as the reviewer"}
+
+
+def test_the_queue_puts_what_teaches_most_first_and_counts_agreeing_predictions(client, photo):
+    first, second = predict(client, photo), predict(client, photo)  # the same image twice
+    sea = sorted((SAMPLE_DIR / "sea").glob("*.jpg"))[0].read_bytes()
+    other = predict(client, sea)
+    # The class the model finds least likely for this photo: the most surprising claim.
+    surprising = min(first["probabilities"], key=first["probabilities"].get)
+    for body, label in ((first, surprising), (second, surprising), (other, other["label"])):
+        answer = {"prediction_id": body["prediction_id"], "correct": label == body["label"], "label": label}
+        assert client.post("/api/v1/feedback", json=answer).status_code == 200
+    pending = queue(client)
+    assert pending["pending"] == 3
+    assert pending["oldest_age_seconds"] >= 0
+    items = pending["items"]
+    assert [item["teach"] for item in items] == sorted((item["teach"] for item in items), reverse=True)
+    assert items[-1]["prediction_id"] == other["prediction_id"]  # a confirmation teaches least
+    by_id = {item["prediction_id"]: item for item in items}
+    assert by_id[first["prediction_id"]]["same_image_predictions"] == 2
+    assert by_id[first["prediction_id"]]["agreeing_predictions"] == 1
+    assert by_id[first["prediction_id"]]["claimed_label"] == surprising
+    assert by_id[first["prediction_id"]]["confidence"] == pytest.approx(max(first["probabilities"].values()))
+
+
+def test_confident_predictions_are_sampled_for_review_and_unsure_ones_flagged(
+    tmp_path, extractor, production_model, photo
+):
+    app = make_app(tmp_path, extractor, production_model, review_sample_rate=1.0, unsure_below=0.0, unsure_margin=0.0)
+    client = app.test_client()
+    body = predict(client, photo)
+    assert body["unsure"] is False
+    (item,) = queue(client)["items"]
+    assert (item["prediction_id"], item["sampled"], item["claimed_label"]) == (body["prediction_id"], True, None)
+    review(client, [{"prediction_id": body["prediction_id"], "action": "accept"}])
+    stored = list(app.config["FSDL_SETTINGS"].scenes_feedback_dir.glob(f"{body['label']}/*.jpg"))
+    assert [p.read_bytes() for p in stored] == [photo]  # confirmed as the model's class
+
+    unsure_app = make_app(tmp_path / "unsure", extractor, production_model, unsure_below=1.01)
+    assert predict(unsure_app.test_client(), photo)["unsure"] is True
+
+
+def test_trust_policy_accepts_at_once(tmp_path, extractor, production_model, photo):
+    app = make_app(tmp_path, extractor, production_model, feedback_policy="trust")
+    client = app.test_client()
     body = predict(client, photo)
     response = client.post(
         "/api/v1/feedback", json={"prediction_id": body["prediction_id"], "correct": True, "label": body["label"]}
     )
-    assert response.status_code == 200
+    assert response.json["review_state"] == "accepted"
     assert response.json["path"].startswith(f"{body['label']}/")
+    assert (app.config["FSDL_SETTINGS"].scenes_feedback_dir / response.json["path"]).read_bytes() == photo
 
 
 def test_expired_prediction_is_gone_and_its_upload_removed(app, client, photo):
@@ -110,3 +205,31 @@ def test_pages_render(client, production_model):
     details = client.get("/model").get_data(as_text=True)
     assert production_model in details
     assert "Dataset version" in details
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "with 1 to 500 items"),
+        ({"decisions": []}, "with 1 to 500 items"),
+        ({"decisions": [{"action": "accept"}]}, "needs a prediction_id"),
+        ({"decisions": [{"prediction_id": "a" * 32, "action": "approve"}]}, "action must be one of"),
+        ({"decisions": [{"prediction_id": "a" * 32, "action": "relabel"}]}, "only relabel, takes a label"),
+        ({"decisions": [{"prediction_id": "a" * 32, "action": "accept", "label": "sea"}]}, "only relabel"),
+        ({"decisions": [{"prediction_id": "a" * 32, "action": "relabel", "label": "cat"}]}, "label must be one of"),
+    ],
+    ids=["no-list", "empty", "no-id", "bad-action", "relabel-without-label", "accept-with-label", "bad-label"],
+)
+def test_bad_review_decisions_are_refused_before_any_is_applied(app, client, body, message):
+    response = client.post("/api/v1/review/decisions", json=body, headers={"Authorization": basic_auth(*REVIEWER)})
+    assert response.status_code == 400
+    assert message in response.json["error"]
+    assert app.extensions["fsdl_store"].decisions() == []
+
+
+def test_a_decision_on_an_unknown_prediction_is_reported_per_item(client):
+    response = review(client, [{"prediction_id": "f" * 32, "action": "reject"}])
+    assert response.status_code == 409
+    assert response.json["results"] == [
+        {"prediction_id": "f" * 32, "error": f"no prediction with id {'f' * 32}", "status": 404}
+    ]

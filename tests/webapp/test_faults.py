@@ -13,7 +13,15 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import SAMPLE_DIR, WebappServer, free_port, start_mlflow_server, stop_process_group, wait_for_http
+from tests.conftest import (
+    REVIEWER,
+    SAMPLE_DIR,
+    WebappServer,
+    free_port,
+    start_mlflow_server,
+    stop_process_group,
+    wait_for_http,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -99,23 +107,35 @@ def test_a_full_disk_is_a_507_that_saves_nothing_and_loses_nothing(tmp_path, pro
         assert requests.get(stats, timeout=30).json()["versions"] == []
         assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
 
-        # Feedback whose labelled copy does not fit: 507, no file, no answer logged; the upload waits.
+        # An answer waits for review and writes nothing under the feedback folder, full or not.
         answer = requests.post(f"{server.url}/api/v1/predict", files={"image": ("p.jpg", photo)}, timeout=60).json()
         wrong = next(c for c in ("sea", "street") if c != answer["label"])
         body = {"prediction_id": answer["prediction_id"], "correct": False, "label": wrong}
         filler = fill(feedback_seen)
-        refused = requests.post(f"{server.url}/api/v1/feedback", json=body, timeout=60)
+        pending = requests.post(f"{server.url}/api/v1/feedback", json=body, timeout=60)
+        assert pending.status_code == 200, pending.text
+        assert pending.json()["review_state"] == "pending"
+
+        # Its acceptance, whose labelled copy does not fit: 507, no file, the decision undone.
+        decision = [{"prediction_id": answer["prediction_id"], "action": "accept"}]
+        refused = server.decide(decision)
         assert refused.status_code == 507, refused.text
+        assert "storage space" in refused.json()["error"]
         assert sorted(p.name for p in feedback_seen.rglob("*") if p.is_file()) == ["filler"]
-        assert requests.get(stats, timeout=30).json()["versions"][0]["feedback"] == 0
+        queue = requests.get(f"{server.url}/api/v1/review/queue", auth=REVIEWER, timeout=30).json()
+        assert [item["prediction_id"] for item in queue["items"]] == [answer["prediction_id"]]
+        assert requests.get(f"{server.url}/api/v1/review/decisions", auth=REVIEWER, timeout=30).json() == {
+            "decisions": []
+        }
         assert len(list((state / "uploads").iterdir())) == 1
 
-        # Space again: the same answer goes through, nothing was lost.
+        # Space again: the same decision goes through, nothing was lost.
         filler.unlink()
-        accepted = requests.post(f"{server.url}/api/v1/feedback", json=body, timeout=60)
+        accepted = server.decide(decision)
         assert accepted.status_code == 200, accepted.text
-        assert (feedback_seen / accepted.json()["path"]).read_bytes() == photo
-        assert requests.get(stats, timeout=30).json()["versions"][0]["feedback"] == 1
+        stored = [p for p in feedback_seen.rglob("*.jpg")]
+        assert [p.read_bytes() for p in stored] == [photo]
+        assert stored[0].parent.name == wrong
     finally:
         server.stop()
 

@@ -99,3 +99,17 @@ def test_monitoring_page_renders(client):
     assert 'id="timeline-chart"' in page
     assert "monitoring.js" in page
     assert client.get("/static/monitoring.js").status_code == 200
+
+
+def test_the_review_queue_is_measured_for_the_page_and_prometheus(client, photo):
+    assert samples(client)[("fsdl_review_queue_pending", ())] == 0
+    for _ in range(2):
+        body = classify(client, photo)
+        wrong = next(c for c in ("sea", "street") if c != body["label"])
+        client.post("/api/v1/feedback", json={"prediction_id": body["prediction_id"], "correct": False, "label": wrong})
+    values = samples(client)
+    assert values[("fsdl_review_queue_pending", ())] == 2
+    assert values[("fsdl_review_queue_oldest_seconds", ())] >= 0
+    queue = client.get("/api/v1/stats").json["review_queue"]
+    assert queue["pending"] == 2
+    assert queue["oldest_age_seconds"] is not None

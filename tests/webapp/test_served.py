@@ -30,8 +30,12 @@ def test_hundred_concurrent_feedback_posts_lose_nothing(webapp_server):
     with ThreadPoolExecutor(50) as pool:
         responses = list(pool.map(answer, predictions))
     assert [r.status_code for r in responses] == [200] * 100
+    feedback = webapp_server.data_dir / "feedback" / "intel_scenes"
+    assert not list(feedback.rglob("*.jpg")), "answers reached training before review"
 
-    stored = sorted(p for p in (webapp_server.data_dir / "feedback" / "intel_scenes").rglob("*.jpg"))
+    accepted = webapp_server.decide([{"prediction_id": p["prediction_id"], "action": "accept"} for p in predictions])
+    assert accepted.status_code == 200, accepted.text
+    stored = sorted(feedback.rglob("*.jpg"))
     assert len(stored) == 100
     import sqlite3
 

@@ -267,6 +267,14 @@ def _parse(name: str, raw: str, kind: type) -> Any:
         if number < 0:
             raise ConfigError(name, raw, "a non-negative integer")
         return number
+    if kind is float:
+        try:
+            real = float(text)
+        except ValueError:
+            raise ConfigError(name, raw, "a number") from None
+        if not 0 <= real < float("inf"):
+            raise ConfigError(name, raw, "a non-negative number")
+        return real
     if kind is Path:
         if not text:
             raise ConfigError(name, raw, "a path")

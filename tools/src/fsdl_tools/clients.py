@@ -129,12 +129,13 @@ class AirflowClient:
 
 
 class WebappClient:
-    """The web app's JSON API."""
+    """The web app's JSON API; with ``reviewer`` (user, password) also its review queue."""
 
-    def __init__(self, base_url: str, timeout: float = 60) -> None:
+    def __init__(self, base_url: str, timeout: float = 60, reviewer: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        self.reviewer = reviewer
 
     def predict(self, image: bytes, filename: str = "image.jpg") -> dict[str, Any]:
         response = self.session.post(
@@ -148,6 +149,25 @@ class WebappClient:
         response = self.session.post(f"{self.base_url}/api/v1/feedback", json=body, timeout=self.timeout)
         response.raise_for_status()
         return dict(response.json())
+
+    def review_queue(self, limit: int = 200) -> dict[str, Any]:
+        response = self.session.get(
+            f"{self.base_url}/api/v1/review/queue", params={"limit": limit}, auth=self.reviewer, timeout=self.timeout
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def review(self, decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Post decisions ({prediction_id, action, label?}) as the reviewer; the outcome of each."""
+        response = self.session.post(
+            f"{self.base_url}/api/v1/review/decisions",
+            json={"decisions": decisions},
+            auth=self.reviewer,
+            timeout=self.timeout,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"review refused ({response.status_code}): {response.text[:500]}")
+        return list(response.json()["results"])
 
     def served_version(self) -> str | None:
         response = self.session.get(f"{self.base_url}/api/v1/model", timeout=self.timeout)

@@ -185,7 +185,8 @@ class LocalPlatform:
         return client
 
     def webapp_client(self) -> WebappClient:
-        return WebappClient(self.webapp)
+        """A user of the web app who is also its reviewer (the generated reviewer login)."""
+        return WebappClient(self.webapp, reviewer=("reviewer", self.logins["WEBAPP_REVIEWER_PASSWORD"]))
 
     def mlflow_env(self) -> dict[str, str]:
         """The environment of an MLflow client logged in as the admin (a person promoting versions)."""

@@ -9,7 +9,9 @@ from typing import Any
 from flask import Flask
 
 from fsdl_lib.config import Settings
+from fsdl_lib.exceptions import ConfigError
 from fsdl_webapp.config import WebSettings
+from fsdl_webapp.feedback import POLICIES
 
 __all__ = ["create_app"]
 
@@ -20,6 +22,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config = test_config or {}
     settings: Settings = config.get("FSDL_SETTINGS") or Settings.from_env()
     web: WebSettings = config.get("WEB_SETTINGS") or WebSettings.from_env()
+    if web.feedback_policy not in POLICIES:
+        raise ConfigError("WEBAPP_FEEDBACK_POLICY", web.feedback_policy, " or ".join(POLICIES))
     if not web.secret_key:
         app.logger.warning("WEBAPP_SECRET_KEY is not set; using a random key (set it when running several workers)")
     app.config.update(
@@ -39,7 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Bootstrap5(app)
 
-    from fsdl_webapp import api, errors, health, monitoring, pages, services
+    from fsdl_webapp import api, errors, health, monitoring, pages, review, services
 
     services.init_app(app, extractor=config.get("EXTRACTOR"), start_polling=config.get("START_POLLING", True))
     monitoring.init_app(app)
@@ -47,5 +51,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(monitoring.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(review.bp)
     errors.init_app(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 import uuid
@@ -51,6 +52,11 @@ def predict():
     result = service.predict(image)
     latency_ms = (time.perf_counter() - start) * 1000
     prediction_id = uuid.uuid4().hex
+    web = current_app.config["WEB_SETTINGS"]
+    top, second = sorted(result.probabilities.values(), reverse=True)[:2]
+    unsure = top < web.unsure_below or top - second < web.unsure_margin
+    # A few confident answers go to the reviewers unasked: confident mistakes are found no other way.
+    sampled = not unsure and random.random() < web.review_sample_rate
     get_store().record_prediction(
         prediction_id,
         data,
@@ -60,6 +66,7 @@ def predict():
         label=result.label,
         probabilities=result.probabilities,
         latency_ms=latency_ms,
+        sampled=sampled,
     )
     metrics = get_metrics()  # counted once recorded: a prediction that could not be kept is a 507
     metrics.predictions.labels(result.label, result.model.version).inc()
@@ -68,6 +75,7 @@ def predict():
         prediction_id=prediction_id,
         label=result.label,
         probabilities=result.probabilities,
+        unsure=unsure,
         model={"name": result.model.name, "version": result.model.version},
     )
 
@@ -94,6 +102,7 @@ def feedback():
         prediction_id=result.prediction_id,
         label=result.label,
         correct=result.correct,
+        review_state=result.review_state,
         path=result.path,
         repeated=result.repeated,
     )

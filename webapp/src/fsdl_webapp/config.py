@@ -32,6 +32,27 @@ class WebSettings(EnvSettings):
         "WEBAPP_MLFLOW_USERNAME", "fsdl-webapp", "The web app's MLflow login (read-only; mlflow/accounts.py)."
     )
     mlflow_password: str = setting("WEBAPP_MLFLOW_PASSWORD", "", "Its password (make secrets generates it).")
+    feedback_policy: str = setting(
+        "WEBAPP_FEEDBACK_POLICY",
+        "review",
+        "review: answers wait for a reviewer before they reach training; trust: every answer is accepted "
+        "(demos and benchmarks only).",
+    )
+    reviewer_user: str = setting("WEBAPP_REVIEWER_USER", "reviewer", "Login of the review page and its API.")
+    reviewer_password: str = setting(
+        "WEBAPP_REVIEWER_PASSWORD", "", "Its password (make secrets generates it); empty: reviewing is closed."
+    )
+    review_sample_rate: float = setting(
+        "WEBAPP_REVIEW_SAMPLE_RATE",
+        0.05,
+        "Share of confident predictions queued for review without an answer, to catch confident mistakes.",
+    )
+    unsure_below: float = setting(
+        "WEBAPP_UNSURE_BELOW", 0.6, "Top probability under which the classify page asks for feedback prominently."
+    )
+    unsure_margin: float = setting(
+        "WEBAPP_UNSURE_MARGIN", 0.15, "Gap between the two top probabilities under which it asks prominently too."
+    )
     workers: int = setting("WEBAPP_WORKERS", 1, "gunicorn worker processes (each loads ResNet50).")
     connections: int = setting(
         "WEBAPP_CONNECTIONS", 1000, "Connections one gunicorn worker serves at once (gevent; slow clients included)."

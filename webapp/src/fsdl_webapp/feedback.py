@@ -1,9 +1,15 @@
-"""Predictions awaiting feedback, and the durable feedback log (SQLite, WAL).
+"""Predictions, the answers users give, and the review that decides which answers reach training.
 
-Every prediction gets an id and a row; its upload waits under ``uploads/`` until feedback arrives
-or it expires. Feedback writes the image atomically to ``<feedback>/<class>/<sha256>.<ext>`` first
-and records it in the log second, so a crash in between leaves a file that the retry (the same id,
-the same answer) finds in place: nothing is lost and nothing is written twice.
+One SQLite database (WAL) is the source of truth for labels. Every prediction gets a row; its
+upload waits under ``uploads/`` until it is answered and decided, or expires. An answer claims its
+prediction in one statement (of two racing answers, one wins; the other gets a conflict and leaves
+nothing behind) and then waits in the review queue as *pending*. A reviewer accepts, rejects or
+relabels it; each decision is logged (who, when, what). Only an accepted answer becomes a file,
+``<feedback>/<class>/<sha256>.<ext>``, which the feedback sync merges into training; a rejected one
+leaves no file. With the ``trust`` policy every answer is accepted at once (demos, benchmarks).
+
+A crash between a decision and its file is repaired by :meth:`FeedbackStore.export_accepted`, which
+housekeeping runs: the database says what must exist, and the file is written from the upload.
 """
 
 from __future__ import annotations
@@ -14,15 +20,20 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from fsdl_lib._atomic import atomic_write_bytes
+from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_webapp.errors import ApiError, ConflictError, GoneError, NotFoundError
 
 log = logging.getLogger(__name__)
+
+POLICIES: Final = ("review", "trust")
+ACTIONS: Final = ("accept", "reject", "relabel")
+TRUST_REVIEWER: Final = "trust-policy"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -44,7 +55,27 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created_at);
 CREATE INDEX IF NOT EXISTS predictions_pending ON predictions (upload_state, expires_at);
+CREATE INDEX IF NOT EXISTS predictions_image ON predictions (image_sha256);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    prediction_id TEXT NOT NULL REFERENCES predictions (id),
+    decided_at REAL NOT NULL,
+    reviewer TEXT NOT NULL,
+    action TEXT NOT NULL,           -- accept | reject | relabel
+    label TEXT                      -- what reaches training; NULL when rejected
+);
 """
+
+# Added to databases written before the review queue existed (ALTER TABLE, in this order).
+REVIEW_COLUMNS: Final = (
+    ("review_state", "TEXT"),  # NULL (nothing to review) | pending | accepted | rejected
+    ("review_label", "TEXT"),  # the label that reaches training
+    ("reviewed_by", "TEXT"),
+    ("reviewed_at", "REAL"),
+    ("exported_at", "REAL"),  # when the accepted label's file was written
+    ("sampled", "INTEGER NOT NULL DEFAULT 0"),  # queued as a random sample of confident predictions
+    ("teach", "REAL"),  # how much the item would teach the model: 1 - p(claimed class)
+)
 
 
 @dataclass(frozen=True)
@@ -52,23 +83,50 @@ class FeedbackResult:
     prediction_id: str
     label: str
     correct: bool
-    path: str
+    review_state: str
+    path: str | None
     repeated: bool
     model_version: str
 
 
+@dataclass(frozen=True)
+class Decision:
+    prediction_id: str
+    action: str
+    label: str | None
+    review_state: str
+    repeated: bool
+    path: str | None = None
+    """Where an accepted label's file is, relative to the feedback folder."""
+
+
 class FeedbackStore:
-    def __init__(self, state_dir: Path, feedback_dir: Path, ttl_seconds: float) -> None:
+    def __init__(self, state_dir: Path, feedback_dir: Path, ttl_seconds: float, policy: str = "review") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"feedback policy must be one of {POLICIES}, not {policy!r}")
         self.db_path = state_dir / "feedback.db"
         self.uploads = state_dir / "uploads"
         self.feedback_dir = feedback_dir
         self.ttl = ttl_seconds
+        self.policy = policy
 
     def init(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            present = {row["name"] for row in db.execute("PRAGMA table_info(predictions)")}
+            missing = [(name, kind) for name, kind in REVIEW_COLUMNS if name not in present]
+            for name, kind in missing:
+                db.execute(f"ALTER TABLE predictions ADD COLUMN {name} {kind}")
+            if missing:
+                # Answers given before reviews existed were trusted and their files written then.
+                db.execute(
+                    "UPDATE predictions SET review_state = 'accepted', review_label = feedback_label, "
+                    "reviewed_by = 'before-review', reviewed_at = feedback_at, exported_at = feedback_at "
+                    "WHERE feedback_label IS NOT NULL AND review_state IS NULL"
+                )
+            db.execute("CREATE INDEX IF NOT EXISTS predictions_review ON predictions (review_state, teach)")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -82,6 +140,8 @@ class FeedbackStore:
     def upload_path(self, prediction_id: str, ext: str) -> Path:
         return self.uploads / f"{prediction_id}.{ext}"
 
+    # -- predictions and answers -------------------------------------------------------------------
+
     def record_prediction(
         self,
         prediction_id: str,
@@ -93,8 +153,12 @@ class FeedbackStore:
         label: str,
         probabilities: dict[str, float],
         latency_ms: float,
+        sampled: bool = False,
     ) -> None:
-        """Keep the upload and log the prediction (the file first: a row always has its image)."""
+        """Keep the upload and log the prediction (the file first: a row always has its image).
+
+        ``sampled`` queues it for review without an answer (a confident prediction drawn at random).
+        """
         now = time.time()
         path = self.upload_path(prediction_id, ext)
         atomic_write_bytes(path, image)
@@ -102,11 +166,12 @@ class FeedbackStore:
             with self._connect() as db:
                 db.execute(
                     "INSERT INTO predictions (id, created_at, expires_at, model_name, model_version, "
-                    "predicted_label, probabilities, image_sha256, image_ext, latency_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "predicted_label, probabilities, image_sha256, image_ext, latency_ms, review_state, "
+                    "sampled, teach) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         prediction_id, now, now + self.ttl, model_name, model_version, label,
                         json.dumps(probabilities), hashlib.sha256(image).hexdigest(), ext, latency_ms,
+                        "pending" if sampled else None, int(sampled), 1.0 - probabilities.get(label, 0.0),
                     ),
                 )  # fmt: skip
         except BaseException:
@@ -114,89 +179,279 @@ class FeedbackStore:
             raise
 
     def give_feedback(self, prediction_id: str, correct: bool, label: str) -> FeedbackResult:
-        """Store the labelled image and log the answer; a retry of the same answer is a no-op."""
+        """Record a user's answer; it waits for review (or is accepted at once under ``trust``).
+
+        The answer claims the prediction in one statement: a retry of the same answer is a no-op,
+        a different answer is a conflict, and neither writes anything.
+        """
+        row = self._row(prediction_id)
+        if row["feedback_label"] is None:
+            if row["upload_state"] != "pending" or (row["expires_at"] < time.time() and not row["sampled"]):
+                raise GoneError(f"prediction {prediction_id} has expired; classify the image again")
+            if correct and label != row["predicted_label"]:
+                raise ApiError(
+                    f"correct=true but label {label!r} differs from the prediction {row['predicted_label']!r}"
+                )
+            if not correct and label == row["predicted_label"]:
+                raise ApiError(f"correct=false but label {label!r} is what the model predicted")
+            teach = 1.0 - json.loads(row["probabilities"]).get(label, 0.0)
+            with self._connect() as db:
+                claimed = db.execute(
+                    "UPDATE predictions SET feedback_correct = ?, feedback_label = ?, feedback_at = ?, "
+                    "review_state = 'pending', teach = ? WHERE id = ? AND feedback_label IS NULL",
+                    (int(correct), label, time.time(), teach, prediction_id),
+                ).rowcount
+            if claimed:
+                if self.policy == "trust":
+                    try:
+                        self.decide(prediction_id, "accept", reviewer=TRUST_REVIEWER)
+                    except BaseException:  # no file could be written (a full disk, say): the answer is undone
+                        self._unclaim(row)
+                        raise
+                log.info("feedback for %s: %s (%s)", prediction_id, label, "confirmed" if correct else "corrected")
+                return self._result(self._row(prediction_id), repeated=False)
+            row = self._row(prediction_id)  # another answer won the race
+        if (bool(row["feedback_correct"]), row["feedback_label"]) == (correct, label):
+            return self._result(row, repeated=True)
+        raise ConflictError(
+            f"prediction {prediction_id} already has feedback "
+            f"(correct={bool(row['feedback_correct'])}, label={row['feedback_label']})"
+        )
+
+    def _unclaim(self, before: sqlite3.Row) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE predictions SET feedback_correct = NULL, feedback_label = NULL, feedback_at = NULL, "
+                "review_state = ?, teach = ? WHERE id = ?",
+                (before["review_state"], before["teach"], before["id"]),
+            )
+
+    def _row(self, prediction_id: str) -> sqlite3.Row:
         with self._connect() as db:
             row = db.execute("SELECT * FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no prediction with id {prediction_id}")
-        if row["feedback_label"] is not None:
-            if (bool(row["feedback_correct"]), row["feedback_label"]) == (correct, label):
-                return FeedbackResult(
-                    prediction_id,
-                    label,
-                    correct,
-                    row["feedback_path"],
-                    repeated=True,
-                    model_version=row["model_version"],
-                )
-            raise ConflictError(
-                f"prediction {prediction_id} already has feedback "
-                f"(correct={bool(row['feedback_correct'])}, label={row['feedback_label']})"
-            )
-        if row["upload_state"] != "pending" or row["expires_at"] < time.time():
-            raise GoneError(f"prediction {prediction_id} has expired; classify the image again")
-        if correct and label != row["predicted_label"]:
-            raise ApiError(f"correct=true but label {label!r} differs from the prediction {row['predicted_label']!r}")
-        if not correct and label == row["predicted_label"]:
-            raise ApiError(f"correct=false but label {label!r} is what the model predicted")
+        return row
 
-        upload = self.upload_path(prediction_id, row["image_ext"])
-        relative = f"{label}/{row['image_sha256']}.{row['image_ext']}"
-        target = self.feedback_dir / relative
-        created = False
-        if not target.exists():
-            try:
-                data = upload.read_bytes()
-            except FileNotFoundError:
-                raise GoneError(f"the upload of prediction {prediction_id} is gone; classify it again") from None
-            atomic_write_bytes(target, data)
-            created = True
-        try:
-            with self._connect() as db:
-                db.execute("BEGIN IMMEDIATE")
-                current = db.execute(
-                    "SELECT feedback_label, feedback_correct FROM predictions WHERE id = ?", (prediction_id,)
-                ).fetchone()
-                if current["feedback_label"] is not None:  # a concurrent retry won the race
-                    db.execute("ROLLBACK")
-                    return self.give_feedback(prediction_id, correct, label)
-                db.execute(
-                    "UPDATE predictions SET feedback_correct = ?, feedback_label = ?, feedback_at = ?, "
-                    "feedback_path = ?, upload_state = 'used' WHERE id = ?",
-                    (int(correct), label, time.time(), relative, prediction_id),
-                )
-                db.execute("COMMIT")
-        except BaseException:
-            if created:  # the log does not say so: the labelled file must not reach training either
-                target.unlink(missing_ok=True)
-            raise
-        upload.unlink(missing_ok=True)
-        log.info("feedback for %s: %s (%s)", prediction_id, label, "confirmed" if correct else "corrected")
+    @staticmethod
+    def _result(row: sqlite3.Row, *, repeated: bool) -> FeedbackResult:
         return FeedbackResult(
-            prediction_id, label, correct, relative, repeated=False, model_version=row["model_version"]
+            prediction_id=row["id"],
+            label=row["feedback_label"],
+            correct=bool(row["feedback_correct"]),
+            review_state=row["review_state"],
+            path=row["feedback_path"],
+            repeated=repeated,
+            model_version=row["model_version"],
         )
 
+    # -- review ------------------------------------------------------------------------------------
+
+    def decide(self, prediction_id: str, action: str, *, reviewer: str, label: str | None = None) -> Decision:
+        """Accept, reject or relabel a pending item; the decision is logged, and an accepted label
+        is written as a file for training. Repeating the same decision is a no-op."""
+        if action not in ACTIONS:
+            raise ApiError(f"action must be one of: {', '.join(ACTIONS)}")
+        if action == "relabel" and label not in SCENE_CLASSES:
+            raise ApiError(f"relabel needs a label, one of: {', '.join(SCENE_CLASSES)}")
+        if action != "relabel" and label is not None:
+            raise ApiError("only relabel takes a label")
+        row = self._row(prediction_id)
+        claim = row["feedback_label"] or row["predicted_label"]  # a sampled item without an answer: the model's
+        final = None if action == "reject" else (label if action == "relabel" else claim)
+        state = "rejected" if action == "reject" else "accepted"
+        if row["review_state"] != "pending":
+            if (row["review_state"], row["review_label"]) == (state, final):
+                return Decision(prediction_id, action, final, state, repeated=True, path=row["feedback_path"])
+            decided = row["review_state"] or "not waiting for review"
+            raise ConflictError(f"prediction {prediction_id} is {decided}; it cannot be decided again")
+        now = time.time()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            changed = db.execute(
+                "UPDATE predictions SET review_state = ?, review_label = ?, reviewed_by = ?, reviewed_at = ? "
+                "WHERE id = ? AND review_state = 'pending'",
+                (state, final, reviewer, now, prediction_id),
+            ).rowcount
+            if changed:
+                decision_id = db.execute(
+                    "INSERT INTO decisions (prediction_id, decided_at, reviewer, action, label) VALUES (?, ?, ?, ?, ?)",
+                    (prediction_id, now, reviewer, action, final),
+                ).lastrowid
+            db.execute("COMMIT")
+        if not changed:  # another reviewer decided in between
+            return self.decide(prediction_id, action, reviewer=reviewer, label=label)
+        if state == "accepted":
+            try:
+                self._export(self._row(prediction_id))
+            except BaseException:  # the file could not be written: the decision is undone, nothing half-done
+                self._undo_decision(prediction_id, decision_id)
+                raise
+        else:
+            self._discard_upload(self._row(prediction_id))
+        log.info("review of %s by %s: %s%s", prediction_id, reviewer, action, f" as {final}" if final else "")
+        path = self._row(prediction_id)["feedback_path"] if state == "accepted" else None
+        return Decision(prediction_id, action, final, state, repeated=False, path=path)
+
+    def _undo_decision(self, prediction_id: str, decision_id: int | None) -> None:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM decisions WHERE id = ?", (decision_id,))
+            db.execute(
+                "UPDATE predictions SET review_state = 'pending', review_label = NULL, reviewed_by = NULL, "
+                "reviewed_at = NULL WHERE id = ?",
+                (prediction_id,),
+            )
+            db.execute("COMMIT")
+
+    def _export(self, row: sqlite3.Row) -> None:
+        """Write the accepted label's file (atomically), then note it and drop the upload."""
+        relative = f"{row['review_label']}/{row['image_sha256']}.{row['image_ext']}"
+        target = self.feedback_dir / relative
+        upload = self.upload_path(row["id"], row["image_ext"])
+        if not target.exists():
+            try:
+                atomic_write_bytes(target, upload.read_bytes())
+            except FileNotFoundError:
+                log.error("the upload of accepted prediction %s is gone; its label cannot reach training", row["id"])
+                return
+        with self._connect() as db:
+            db.execute(
+                "UPDATE predictions SET exported_at = ?, feedback_path = ?, upload_state = 'used' WHERE id = ?",
+                (time.time(), relative, row["id"]),
+            )
+        upload.unlink(missing_ok=True)
+
+    def _discard_upload(self, row: sqlite3.Row) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE predictions SET upload_state = 'used' WHERE id = ?", (row["id"],))
+        self.upload_path(row["id"], row["image_ext"]).unlink(missing_ok=True)
+
+    def export_accepted(self) -> int:
+        """Write the file of every accepted answer that has none yet (after a crash); return how many."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM predictions WHERE review_state = 'accepted' AND exported_at IS NULL"
+            ).fetchall()
+        for row in rows:
+            self._export(row)
+        return len(rows)
+
+    def queue(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Pending items, the ones that would teach the model most first, then the oldest."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT p.*, (SELECT COUNT(*) FROM predictions o WHERE o.image_sha256 = p.image_sha256) AS same_image, "
+                "(SELECT COUNT(*) FROM predictions o WHERE o.image_sha256 = p.image_sha256 AND o.id != p.id "
+                " AND COALESCE(o.feedback_label, o.predicted_label) = COALESCE(p.feedback_label, p.predicted_label)"
+                ") AS agreeing "
+                "FROM predictions p WHERE p.review_state = 'pending' ORDER BY p.teach DESC, p.created_at LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [self._queue_item(row) for row in rows]
+
+    @staticmethod
+    def _queue_item(row: sqlite3.Row) -> dict[str, Any]:
+        probabilities = json.loads(row["probabilities"])
+        return {
+            "prediction_id": row["id"],
+            "created_at": row["created_at"],
+            "answered_at": row["feedback_at"],
+            "model_name": row["model_name"],
+            "model_version": row["model_version"],
+            "predicted_label": row["predicted_label"],
+            "confidence": probabilities.get(row["predicted_label"], 0.0),
+            "claimed_label": row["feedback_label"],
+            "claimed_probability": probabilities.get(row["feedback_label"]) if row["feedback_label"] else None,
+            "correct": None if row["feedback_correct"] is None else bool(row["feedback_correct"]),
+            "sampled": bool(row["sampled"]),
+            "teach": row["teach"],
+            "same_image_predictions": row["same_image"],
+            "agreeing_predictions": row["agreeing"],
+            "image_ext": row["image_ext"],
+        }
+
+    def queue_summary(self, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT COUNT(*) AS pending, MIN(COALESCE(feedback_at, created_at)) AS oldest "
+                "FROM predictions WHERE review_state = 'pending'"
+            ).fetchone()
+        oldest = row["oldest"]
+        return {"pending": row["pending"], "oldest_age_seconds": None if oldest is None else max(0.0, now - oldest)}
+
+    def decisions(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT d.*, p.feedback_label AS claimed_label, p.predicted_label FROM decisions d "
+                "JOIN predictions p ON p.id = d.prediction_id ORDER BY d.id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def upload_of(self, prediction_id: str) -> tuple[Path, str]:
+        """The kept upload of a prediction and its extension (for the review page)."""
+        row = self._row(prediction_id)
+        path = self.upload_path(prediction_id, row["image_ext"])
+        if not path.exists():
+            raise GoneError(f"the upload of prediction {prediction_id} is no longer kept")
+        return path, row["image_ext"]
+
+    # -- housekeeping ------------------------------------------------------------------------------
+
     def expire(self, now: float | None = None) -> int:
-        """Remove uploads whose feedback never came; their log rows stay (marked expired)."""
+        """Remove uploads that got no answer in time (items waiting for review are kept)."""
         now = time.time() if now is None else now
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, image_ext FROM predictions WHERE upload_state = 'pending' AND expires_at < ?", (now,)
+                "SELECT id, image_ext FROM predictions WHERE upload_state = 'pending' AND expires_at < ? "
+                "AND review_state IS NULL",
+                (now,),
             ).fetchall()
             for row in rows:
                 self.upload_path(row["id"], row["image_ext"]).unlink(missing_ok=True)
                 db.execute("UPDATE predictions SET upload_state = 'expired' WHERE id = ?", (row["id"],))
-            pending = {r["id"] for r in db.execute("SELECT id FROM predictions WHERE upload_state = 'pending'")}
+            kept = {r["id"] for r in db.execute("SELECT id FROM predictions WHERE upload_state = 'pending'")}
         orphans = 0
         for path in self.uploads.iterdir():
             # Left by a crash between writing an upload and logging it.
-            if path.stem not in pending and path.stat().st_mtime < now - self.ttl:
+            if path.stem not in kept and path.stat().st_mtime < now - self.ttl:
                 path.unlink(missing_ok=True)
                 orphans += 1
         if rows or orphans:
             log.info("expired %d uploads that got no feedback, removed %d orphans", len(rows), orphans)
         return len(rows) + orphans
 
+    def housekeeping(self) -> None:
+        self.export_accepted()
+        self.expire()
+
     def rows(self) -> list[dict[str, Any]]:
         with self._connect() as db:
             return [dict(r) for r in db.execute("SELECT * FROM predictions ORDER BY created_at")]
+
+
+def decide_many(
+    store: FeedbackStore, decisions: Sequence[dict[str, Any]], *, reviewer: str
+) -> tuple[list[dict[str, Any]], bool]:
+    """Apply several decisions in order; per item its outcome, and whether any conflicted."""
+    results, conflicted = [], False
+    for item in decisions:
+        try:
+            decision = store.decide(item["prediction_id"], item["action"], reviewer=reviewer, label=item.get("label"))
+        except (ConflictError, NotFoundError, GoneError) as exc:
+            conflicted = True
+            results.append({"prediction_id": item["prediction_id"], "error": exc.message, "status": exc.status})
+            continue
+        results.append(
+            {
+                "prediction_id": decision.prediction_id,
+                "action": decision.action,
+                "label": decision.label,
+                "review_state": decision.review_state,
+                "repeated": decision.repeated,
+                "path": decision.path,
+            }
+        )
+    return results, conflicted

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_webapp.services import get_store
@@ -37,8 +38,25 @@ class Metrics:
         )
 
 
+class ReviewQueueCollector:
+    """The review queue's size and age, read from the feedback log at each scrape."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def collect(self) -> Any:
+        summary = self.store.queue_summary()
+        yield GaugeMetricFamily("fsdl_review_queue_pending", "Answers waiting for review", value=summary["pending"])
+        yield GaugeMetricFamily(
+            "fsdl_review_queue_oldest_seconds",
+            "Age of the oldest answer waiting for review (0 when none waits)",
+            value=summary["oldest_age_seconds"] or 0.0,
+        )
+
+
 def init_app(app: Any) -> None:
     metrics = Metrics()
+    metrics.registry.register(ReviewQueueCollector(app.extensions["fsdl_store"]))
     app.extensions["fsdl_metrics"] = metrics
 
     @app.after_request
@@ -102,7 +120,8 @@ def stats():
     bucket = request.args.get("bucket_seconds", "3600")
     if not bucket.isdigit() or not 60 <= int(bucket) <= 86400 * 7:
         return jsonify(error="bucket_seconds must be a whole number of seconds between 60 and 604800"), 400
-    return jsonify(summarise(get_store().rows(), time.time(), int(bucket)))
+    store = get_store()
+    return jsonify({**summarise(store.rows(), time.time(), int(bucket)), "review_queue": store.queue_summary()})
 
 
 @bp.get("/monitoring")

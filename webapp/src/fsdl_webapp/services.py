@@ -29,14 +29,16 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
 
         extractor = FeatureExtractor.from_settings(settings)  # once per process, never per request
     state_dir = Path(web.state_dir) if web.state_dir else settings.storage_dir / "webapp"
-    store = FeedbackStore(state_dir, settings.scenes_feedback_dir, web.prediction_ttl_seconds)
+    store = FeedbackStore(
+        state_dir, settings.scenes_feedback_dir, web.prediction_ttl_seconds, policy=web.feedback_policy
+    )
     store.init()
     service = ModelService(extractor, settings.scenes_model_name, web.model_alias, web.poll_seconds)
     app.extensions["fsdl_store"] = store
     app.extensions["fsdl_model"] = service
     if start_polling:
-        store.expire()
-        service.start(housekeeping=store.expire)
+        store.housekeeping()
+        service.start(housekeeping=store.housekeeping)
     else:
         service.refresh()
 

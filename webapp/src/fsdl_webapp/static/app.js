@@ -3,26 +3,8 @@
 
 const state = { predictionId: null, predictedLabel: null };
 
-function $(id) {
-  return document.getElementById(id);
-}
-
-function showMessage(kind, text) {
-  const box = $("message");
-  box.className = `alert alert-${kind}`;
-  box.textContent = text;
-}
-
 function clearMessage() {
   $("message").className = "alert d-none";
-}
-
-async function readJson(response) {
-  try {
-    return await response.json();
-  } catch (error) {
-    return { error: `the server answered ${response.status} ${response.statusText}` };
-  }
 }
 
 function showPreview() {
@@ -86,6 +68,9 @@ async function classify(event) {
     $("result-label").textContent = data.label;
     $("result-model").textContent = `${data.model.name} version ${data.model.version}`;
     renderProbabilities(data.probabilities);
+    // Ask more prominently where an answer teaches the model most: low confidence or a close second.
+    $("unsure-note").classList.toggle("d-none", !data.unsure);
+    $("result-card").classList.toggle("border-warning", data.unsure);
     resetFeedback();
     $("result-card").classList.remove("d-none");
     clearMessage();
@@ -128,7 +113,11 @@ async function sendFeedback(event) {
       return;
     }
     for (const input of document.querySelectorAll("#feedback-form input")) input.disabled = true;
-    showMessage("success", `Thank you! The image was stored as “${data.label}” and will be used in the next training run.`);
+    const next =
+      data.review_state === "accepted"
+        ? "will be used in the next training run"
+        : "will be used for training once a reviewer has checked it";
+    showMessage("success", `Thank you! The image was stored as “${data.label}” and ${next}.`);
   } catch (error) {
     showMessage("danger", `The server cannot be reached (${error.message}).`);
     $("feedback-button").disabled = false;

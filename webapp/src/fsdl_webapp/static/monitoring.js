@@ -87,6 +87,20 @@ function renderCorrections(corrections) {
   }
 }
 
+function age(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} seconds`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} minutes`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} hours`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+function renderQueue(queue) {
+  document.getElementById("review-queue").textContent =
+    queue.pending === 0
+      ? "Nothing waits for review."
+      : `${queue.pending} answer${queue.pending === 1 ? "" : "s"} waiting for review; the oldest for ${age(queue.oldest_age_seconds)}.`;
+}
+
 async function refresh() {
   const bucket = document.getElementById("bucket").value;
   const box = document.getElementById("message");
@@ -107,6 +121,7 @@ async function refresh() {
       [{ name: "accuracy", colour: "#6f42c1" }],
       { title: "Live accuracy per model version", max: 1, format: (v) => `${Math.round(100 * v)}%` }
     );
+    renderQueue(data.review_queue);
     renderVersions(data.versions);
     renderCorrections(data.corrections);
   } catch (error) {
