@@ -56,6 +56,27 @@ def lineage_tags(dataset_version: str) -> dict[str, str]:
     return tags(dataset_version, code=load_settings().code_version, dag_run_id=current_task().run_id)
 
 
+def limit_threads() -> int:
+    """Size this task's thread pools to its share of the machine: the cores divided by the slots of
+    the executor it runs in (Celery: the worker's concurrency; local: the parallelism)."""
+    import logging
+
+    from airflow.configuration import conf
+
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.resources import available_cores, threads_per_slot
+    from fsdl_lib.resources import limit_threads as apply
+
+    celery = "CeleryExecutor" in conf.get("core", "executor")
+    slots = conf.getint("celery", "worker_concurrency") if celery else conf.getint("core", "parallelism")
+    threads = load_settings().task_threads or threads_per_slot(slots)
+    apply(threads)
+    logging.getLogger(__name__).info(
+        "%d threads for this task (%d cores, %d executor slots)", threads, available_cores(), slots
+    )
+    return threads
+
+
 @task
 def create_experiment() -> str:
     from fsdl_lib.config import load_settings
@@ -70,6 +91,7 @@ def create_dataset() -> dict[str, Any]:
     from fsdl_lib.config import load_settings
     from fsdl_lib.scenes import create_dataset as run
 
+    limit_threads()
     return run(load_settings()).as_dict()
 
 
@@ -90,6 +112,7 @@ def train(candidate: str, dataset: dict[str, Any], experiment_id: str) -> dict[s
     from fsdl_lib.config import load_settings
     from fsdl_lib.scenes import SceneDataset, train_candidate
 
+    limit_threads()
     me = current_task()
     key = me.key if me.map_index >= 0 else f"{me.key}/{candidate}"
     return train_candidate(

@@ -73,9 +73,10 @@ def wine_quality():
 
     @task
     def train_and_evaluate(split: dict, experiment_id: str, params: dict | None = None) -> dict:
-        from _tasks import current_task, lineage_tags
+        from _tasks import current_task, limit_threads, lineage_tags
         from fsdl_lib import wine
 
+        limit_threads()
         dataset = wine.WineSplit.from_dict(split)
         run_id, metrics = wine.train_and_evaluate(
             dataset,

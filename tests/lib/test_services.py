@@ -87,3 +87,9 @@ def test_local_env_stops_at_a_bad_value_and_names_it(tmp_path, variable, value):
     assert result.returncode == 7, result.stdout
     assert variable in result.stderr
     assert "unbound variable" not in result.stderr
+
+
+def test_the_local_executor_runs_no_more_tasks_than_cores():
+    from fsdl_lib.resources import available_cores
+
+    assert derived("embedded")["AIRFLOW__CORE__PARALLELISM"] == str(min(4, available_cores()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from types import TracebackType
 
@@ -50,3 +51,48 @@ class Progress:
     ) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class Heartbeat:
+    """Log lines while one long call runs that reports nothing itself (a scikit-learn fit): the
+    time so far every ``interval`` s, with the time left when ``expected`` (seconds) is known."""
+
+    def __init__(
+        self, desc: str, *, logger: logging.Logger, interval: float = 30.0, expected: float | None = None
+    ) -> None:
+        self.desc = desc
+        self.expected = expected
+        self._log = logger
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+        self._start = 0.0
+        self.elapsed = 0.0
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            elapsed = time.monotonic() - self._start
+            if self.expected:
+                left = self.expected - elapsed
+                estimate = f"about {left:.0f} s left" if left > 0 else f"longer than the {self.expected:.0f} s expected"
+                self._log.info("%s: %.0f s so far, %s", self.desc, elapsed, estimate)
+            else:
+                self._log.info("%s: %.0f s so far", self.desc, elapsed)
+
+    def __enter__(self) -> Heartbeat:
+        self._start = time.monotonic()
+        estimate = f" (about {self.expected:.0f} s expected)" if self.expected and self.expected >= 1 else ""
+        self._log.info("%s%s", self.desc, estimate)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.elapsed = time.monotonic() - self._start
+        self._log.info("%s: %s in %.1f s", self.desc, "failed" if exc_type else "done", self.elapsed)

@@ -94,6 +94,11 @@ class Settings(EnvSettings):
     image_size: int = setting("FSDL_IMAGE_SIZE", 224, "Side in pixels that images are resized to before ResNet50.")
     device: str = setting("FSDL_DEVICE", "auto", "Torch device for feature extraction: auto, cpu, cuda or cuda:N.")
     batch_size: int = setting("FSDL_BATCH_SIZE", 0, "Images per ResNet50 forward pass; 0 picks one for the device.")
+    task_threads: int = setting(
+        "FSDL_TASK_THREADS",
+        0,
+        "Threads (BLAS, OpenMP, torch) of one training task; 0: the cores divided by the executor's slots.",
+    )
     max_image_pixels: int = setting(
         "FSDL_MAX_IMAGE_PIXELS",
         25_000_000,

@@ -20,6 +20,7 @@ import numpy as np
 
 from fsdl_lib.exceptions import WeightsUnavailableError
 from fsdl_lib.preprocessing import Preprocessor, transform_id
+from fsdl_lib.resources import apply_to_torch
 
 if TYPE_CHECKING:
     import torch
@@ -146,6 +147,7 @@ class FeatureExtractor:
         import torch
         from torchvision.models import resnet50
 
+        apply_to_torch()  # the task's share of the cores, when a task set one
         self.preprocessor = Preprocessor(image_size)
         self.device = resolve_device(device)
         self.batch_size = batch_size or (_GPU_BATCH if self.device.type == "cuda" else _CPU_BATCH)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from fsdl_lib import tracking
+from fsdl_lib._progress import Heartbeat
 from fsdl_lib.candidates import CANDIDATES, build_pipeline
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import FileRecord, dataset_version
@@ -217,8 +218,12 @@ def train_candidate(
         tracking.log_dataset(train.records, context="train", name="intel-scenes-train")
         tracking.log_dataset(test.records, context="test", name="intel-scenes-test")
         try:
-            val_pred = build_pipeline(candidate).fit(x_fit, y_fit).predict(x_val)
-            model = build_pipeline(candidate).fit(train.features, train.labels)
+            with Heartbeat(f"{name}: fitting on {len(y_fit)} images (validation)", logger=log) as fit:
+                val_pred = build_pipeline(candidate).fit(x_fit, y_fit).predict(x_val)
+            # The refit sees 1/(1 - validation share) as many images; most fits grow at least linearly.
+            expected = fit.elapsed * len(train.labels) / max(1, len(y_fit))
+            with Heartbeat(f"{name}: refitting on all {len(train.labels)} images", logger=log, expected=expected):
+                model = build_pipeline(candidate).fit(train.features, train.labels)
         except (ValueError, ArithmeticError) as exc:
             # The estimator failed, not the task: this run ends FAILED, the others go on.
             mlflow.set_tag("failure", f"{type(exc).__name__}: {exc}")

@@ -20,6 +20,7 @@ from typing import Final
 
 from fsdl_lib.config import Settings
 from fsdl_lib.exceptions import ConfigError
+from fsdl_lib.resources import available_cores
 
 MODES: Final = ("embedded", "distributed")
 
@@ -88,6 +89,8 @@ def airflow_environment(settings: Settings, mode: str, layout: AirflowLayout) ->
     }
     if mode == "embedded":
         env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+        # The LocalExecutor's slots: no more tasks at once than cores (each gets cores // slots threads).
+        env["AIRFLOW__CORE__PARALLELISM"] = str(min(4, available_cores()))
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{layout.home / 'airflow.db'}"
         return env
     if not settings.flower_password:

@@ -1,0 +1,39 @@
+"""Thread pools sized to a task's share of the machine (fsdl_lib.resources)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fsdl_lib.resources import threads_per_slot
+
+
+@pytest.mark.parametrize(("slots", "cores", "threads"), [(2, 2, 1), (4, 2, 1), (1, 2, 2), (4, 16, 4), (3, 16, 5)])
+def test_a_task_gets_the_cores_divided_by_the_slots(slots, cores, threads):
+    assert threads_per_slot(slots, cores) == threads
+    assert threads * slots <= max(cores, slots)
+
+
+PROBE = """
+import json
+from fsdl_lib.resources import limit_threads
+limit_threads(1)
+import torch
+from fsdl_lib.features import FeatureExtractor
+FeatureExtractor(offline_weights=True, image_size=64, device="cpu")
+from threadpoolctl import threadpool_info
+print(json.dumps({"pools": [p["num_threads"] for p in threadpool_info()], "torch": torch.get_num_threads()}))
+"""
+
+
+def test_limit_threads_caps_blas_openmp_and_torch_pools():
+    """In a fresh process, as in a task: every loaded pool (numpy's BLAS, scikit-learn's OpenMP)
+    and torch's, loaded after the limit was set, run one thread."""
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=300)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["pools"], "threadpoolctl found no thread pool to limit"
+    assert set(found["pools"]) == {1}
+    assert found["torch"] == 1
