@@ -174,7 +174,11 @@ class Registry:
         model = build_pipeline(CANDIDATES[candidate]).fit(self.train.features, self.train.labels)
         with mlflow.start_run() as run:
             log_sklearn_model(model, self.train.features[:2])
-        tags = {"backbone_id": backbone or self.backbone_id, "dataset_version": self.train.version}
+        tags = {
+            "backbone_id": backbone or self.backbone_id,
+            "dataset_version": self.train.version,
+            "candidate": candidate,
+        }
         return register_version(f"runs:/{run.info.run_id}/model", name, aliases=aliases, tags=tags).version
 
 

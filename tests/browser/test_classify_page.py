@@ -51,6 +51,13 @@ def test_classify_correct_and_send_feedback(browser, webapp_server, tmp_path):
     assert "1" in cell.inner_text()
     assert page.locator("#versions-table tbody tr").count() == 1
     page.screenshot(path=str(tmp_path / "monitoring.png"), full_page=True)
+
+    page.click("text=Model")
+    page.wait_for_selector("#served-history")
+    loaded = page.locator("#model-details time")
+    assert "+00:00" in loaded.get_attribute("datetime")
+    assert "+00:00" not in loaded.inner_text()  # shown in the reader's time zone, not as ISO text
+    assert page.locator("#served-history tbody tr").count() == 1
     page.close()
 
 

@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS predictions (
 CREATE INDEX IF NOT EXISTS predictions_created ON predictions (created_at);
 CREATE INDEX IF NOT EXISTS predictions_pending ON predictions (upload_state, expires_at);
 CREATE INDEX IF NOT EXISTS predictions_image ON predictions (image_sha256);
+CREATE TABLE IF NOT EXISTS served (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL,       -- when this server began to serve the version
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    alias TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     prediction_id TEXT NOT NULL REFERENCES predictions (id),
@@ -397,6 +404,39 @@ class FeedbackStore:
         if not path.exists():
             raise GoneError(f"the upload of prediction {prediction_id} is no longer kept")
         return path, row["image_ext"]
+
+    # -- which version served when ------------------------------------------------------------------
+
+    def record_served(self, model_name: str, model_version: str, alias: str, at: float | None = None) -> None:
+        """Note that the server began to serve a version (the model service calls it at each swap)."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO served (started_at, model_name, model_version, alias) VALUES (?, ?, ?, ?)",
+                (time.time() if at is None else at, model_name, model_version, alias),
+            )
+
+    def served_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Each time a version began to serve, newest first, with its live figures from the log:
+        predictions, answers, the share of answers that confirmed it, and review outcomes."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT s.started_at, s.model_name, s.model_version, s.alias, "
+                "LEAD(s.started_at) OVER (ORDER BY s.id) AS ended_at, "
+                "(SELECT COUNT(*) FROM predictions p WHERE p.model_version = s.model_version "
+                " AND p.model_name = s.model_name) AS predictions, "
+                "(SELECT COUNT(*) FROM predictions p WHERE p.model_version = s.model_version "
+                " AND p.model_name = s.model_name AND p.feedback_label IS NOT NULL) AS answers, "
+                "(SELECT COUNT(*) FROM predictions p WHERE p.model_version = s.model_version "
+                " AND p.model_name = s.model_name AND p.feedback_correct = 1) AS confirmed "
+                "FROM served s ORDER BY s.id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        history = []
+        for row in rows:
+            item = dict(row)
+            item["live_accuracy"] = item["confirmed"] / item["answers"] if item["answers"] else None
+            history.append(item)
+        return history
 
     # -- housekeeping ------------------------------------------------------------------------------
 

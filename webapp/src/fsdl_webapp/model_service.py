@@ -59,8 +59,16 @@ class Prediction:
 class ModelService:
     """Serves ``models:/<name>@<alias>`` with features from this process's extractor."""
 
-    def __init__(self, extractor: Any, name: str, alias: str, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        extractor: Any,
+        name: str,
+        alias: str,
+        poll_seconds: float,
+        on_change: Callable[[ServedModel], None] | None = None,
+    ) -> None:
         self.extractor = extractor
+        self.on_change = on_change
         self.name = name
         self.alias = alias
         self.poll_seconds = poll_seconds
@@ -116,6 +124,11 @@ class ModelService:
                 return False
             self._current = served
             self.last_error = None
+            if self.on_change is not None:
+                try:
+                    self.on_change(served)
+                except Exception:  # a history entry lost is no reason to stop serving
+                    log.exception("could not record that version %s is served", served.version)
             log.info(
                 "now serving %s version %s (@%s, backbone %s)",
                 self.name,

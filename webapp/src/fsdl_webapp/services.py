@@ -33,7 +33,13 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         state_dir, settings.scenes_feedback_dir, web.prediction_ttl_seconds, policy=web.feedback_policy
     )
     store.init()
-    service = ModelService(extractor, settings.scenes_model_name, web.model_alias, web.poll_seconds)
+    service = ModelService(
+        extractor,
+        settings.scenes_model_name,
+        web.model_alias,
+        web.poll_seconds,
+        on_change=lambda served: store.record_served(served.name, served.version, served.alias, served.loaded_at),
+    )
     app.extensions["fsdl_store"] = store
     app.extensions["fsdl_model"] = service
     if start_polling:

@@ -18,3 +18,13 @@ async function readJson(response) {
     return { error: `the server answered ${response.status} ${response.statusText}` };
   }
 }
+
+// Instants are sent in UTC (ISO 8601); show them in the reader's own time zone.
+function showLocalTimes(root = document) {
+  for (const node of root.querySelectorAll("time.local-time[datetime]")) {
+    const instant = new Date(node.getAttribute("datetime"));
+    if (!Number.isNaN(instant.getTime())) node.textContent = instant.toLocaleString();
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => showLocalTimes());
