@@ -25,6 +25,9 @@ def project(tmp_path_factory) -> Iterator[ComposeProject]:
     engine = subprocess.run([str(ROOT / "scripts" / "docker-engine.sh"), "ensure"], capture_output=True, text=True)
     if engine.returncode != 0:
         pytest.fail(f"no Docker engine for the live compose tests:\n{engine.stderr}", pytrace=False)
+    stale = ComposeProject.remove_stale_test_projects()
+    if stale:
+        print(f"\nremoved what killed test runs left in the engine: {', '.join(stale)}")
     missing = missing_base_images()
     if missing:
         pytest.fail(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import random
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from PIL import Image, ImageOps
 
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_tools.clients import AirflowClient, WebappClient
-from fsdl_tools.compose import ROOT, ComposeProject, docker
+from fsdl_tools.compose import ROOT, TEST_PROJECT_PREFIX, ComposeProject, docker
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +124,26 @@ def snapshot(project: ComposeProject, mlflow: Mlflow, webapp: WebappClient) -> d
         "test": sorted(str(p.relative_to(data)) for p in data.glob("raw/intel_scenes/test/*/*")),
         "feedback_db": (project.dir / "storage" / "webapp" / "feedback.db").stat().st_size > 0,
     }
+
+
+def test_what_killed_test_runs_left_is_removed_and_nothing_else():
+    """Runs first, before this layer's project exists: what a killed run left (containers that
+    `restart: always` brings back with the engine, volumes) goes; other projects stay."""
+    stale = f"{TEST_PROJECT_PREFIX}{secrets.token_hex(3)}"
+    other = f"keep{secrets.token_hex(3)}"
+    image = "python:3.11-slim-bookworm"  # a base image of the project's Dockerfiles: present wherever they build
+    docker("run", "--detach", "--restart", "always", "--name", f"{stale}-webapp-1", image, "sleep", "600")
+    docker("volume", "create", f"{stale}_postgres-db-volume")
+    docker("volume", "create", f"{other}_data")
+    try:
+        assert stale in ComposeProject.remove_stale_test_projects()
+        assert f"{stale}-webapp-1" not in docker("ps", "--all", "--format", "{{.Names}}").stdout.split()
+        volumes = docker("volume", "ls", "--quiet").stdout.split()
+        assert f"{stale}_postgres-db-volume" not in volumes
+        assert f"{other}_data" in volumes
+    finally:
+        docker("rm", "--force", f"{stale}-webapp-1", check=False)
+        docker("volume", "rm", f"{other}_data", f"{stale}_postgres-db-volume", check=False)
 
 
 def test_images_build_and_every_service_becomes_healthy(project):

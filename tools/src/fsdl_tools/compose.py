@@ -67,6 +67,10 @@ def missing_base_images() -> list[str]:
     return missing
 
 
+TEST_PROJECT_PREFIX = "fsdltest"
+"""Compose project names of the tests (and only theirs): stale ones are removed by name."""
+
+
 class ComposeProject:
     """The repository's files copied to ``workdir`` with a `.env` of their own, run as one compose project.
 
@@ -75,7 +79,7 @@ class ComposeProject:
 
     def __init__(self, workdir: Path, settings: dict[str, str] | None = None, *, name: str | None = None) -> None:
         self.dir = workdir
-        self.name = name or f"fsdltest{secrets.token_hex(3)}"
+        self.name = name or f"{TEST_PROJECT_PREFIX}{secrets.token_hex(3)}"
         self.settings = settings or {}
         self.log = workdir.parent / f"{self.name}.log"
 
@@ -179,6 +183,24 @@ class ComposeProject:
             scale = {"B": 1 / 2**20, "KiB": 1 / 1024, "kB": 1 / 1024, "MiB": 1, "MB": 1, "GiB": 1024, "GB": 1024}
             usage[ids.get(row["ID"][:12], row["Name"])] = float(number) * scale[unit]
         return usage
+
+    @staticmethod
+    def remove_stale_test_projects() -> list[str]:
+        """Remove what earlier test runs killed before their clean-up left in the engine: their
+        containers (``restart: always`` brings them back with the engine), volumes and networks.
+        Only names with the test prefix are touched; returns the projects removed."""
+
+        def names(*command: str) -> list[str]:
+            out = subprocess.run(["docker", *command], capture_output=True, text=True, check=True).stdout
+            return [line for line in out.split() if line.startswith(TEST_PROJECT_PREFIX)]
+
+        containers = names("ps", "--all", "--format", "{{.Names}}")
+        volumes = names("volume", "ls", "--quiet")
+        networks = names("network", "ls", "--format", "{{.Name}}")
+        for kind, found in (("container", containers), ("volume", volumes), ("network", networks)):
+            if found:
+                subprocess.run(["docker", kind, "rm", "--force", *found], capture_output=True, check=False)
+        return sorted({name.split("-")[0].split("_")[0] for name in containers + volumes + networks})
 
     def destroy(self) -> None:
         """Stop and remove the containers, network and volumes, then the copy (the containers wrote
