@@ -72,6 +72,31 @@ def sample_dir() -> Path:
     return SAMPLE_DIR
 
 
+def place_accepted_feedback(data_dir: Path, label: str, source_label: str, count: int) -> list[str]:
+    """Put ``count`` new photos (re-encoded samples of ``source_label``) where the web app writes
+    answers accepted as ``label``; returns their sha256."""
+    import hashlib
+
+    from PIL import Image
+
+    folder = data_dir / "feedback" / "intel_scenes" / label
+    folder.mkdir(parents=True, exist_ok=True)
+    hashes = []
+    for photo in sorted((SAMPLE_DIR / source_label).glob("*.jpg"))[-count:]:
+        staged = folder / ".staged.jpg"
+        Image.open(photo).save(staged, quality=83)
+        digest = hashlib.sha256(staged.read_bytes()).hexdigest()
+        staged.rename(folder / f"{digest}.jpg")
+        hashes.append(digest)
+    return hashes
+
+
+@pytest.fixture
+def accepted_feedback():
+    """:func:`place_accepted_feedback`, for tests of the merge and of the sync DAG."""
+    return place_accepted_feedback
+
+
 @pytest.fixture
 def scene_split(tmp_path: Path) -> Path:
     """A writable split: four photos of each class copied from the sample."""

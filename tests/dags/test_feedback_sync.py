@@ -1,23 +1,9 @@
 """The feedback sync DAG: the merge as a task, and the asset updated only when it merged.
 The merge itself, case by case: tests/lib/test_merge.py."""
 
-import hashlib
-
 import pytest
 
 from tests.dags.conftest import load_dag
-
-
-def give_feedback(data, sample_dir, label: str, count: int) -> None:
-    """``count`` new photos (re-encoded samples) accepted as ``label``."""
-    from PIL import Image
-
-    folder = data / "feedback" / "intel_scenes" / label
-    folder.mkdir(parents=True, exist_ok=True)
-    for photo in sorted((sample_dir / label).glob("*.jpg"))[-count:]:
-        staged = folder / ".staged.jpg"
-        Image.open(photo).save(staged, quality=83)
-        staged.rename(folder / f"{hashlib.sha256(staged.read_bytes()).hexdigest()}.jpg")
 
 
 def asset_events():
@@ -35,10 +21,10 @@ def asset_events():
 
 
 @pytest.mark.slow
-def test_dag_updates_the_asset_only_when_it_merged(airflow_db, platform_data, sample_dir):
+def test_dag_updates_the_asset_only_when_it_merged(airflow_db, platform_data, accepted_feedback):
     dag = load_dag("feedback_sync")
     events_before = asset_events()
-    give_feedback(platform_data, sample_dir, "forest", 2)
+    accepted_feedback(platform_data, "forest", "forest", 2)
     run = dag.test()
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}

@@ -43,22 +43,6 @@ def feedback_dir(data: Path) -> Path:
     return data / "feedback" / "intel_scenes"
 
 
-def give_feedback(data: Path, sample_dir: Path, label: str, source_label: str, count: int) -> list[str]:
-    """``count`` new photos (re-encoded samples of ``source_label``) accepted as ``label``."""
-    from PIL import Image
-
-    folder = feedback_dir(data) / label
-    folder.mkdir(parents=True, exist_ok=True)
-    hashes = []
-    for photo in sorted((sample_dir / source_label).glob("*.jpg"))[-count:]:
-        staged = folder / ".staged.jpg"
-        Image.open(photo).save(staged, quality=83)
-        digest = sha(staged)
-        staged.rename(folder / f"{digest}.jpg")
-        hashes.append(digest)
-    return hashes
-
-
 def train_images(data: Path) -> list[tuple[str, str]]:
     """(label, sha256) of every image in the training split, hidden files included."""
     return sorted((p.parent.name, sha(p)) for p in train_dir(data).glob("*/*") if p.is_file())
@@ -69,9 +53,9 @@ def manifest_rows(report) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_accepted_feedback_moves_into_train_with_a_manifest(data, sample_dir):
+def test_accepted_feedback_moves_into_train_with_a_manifest(data, accepted_feedback):
     before = train_images(data)
-    hashes = give_feedback(data, sample_dir, "glacier", "mountain", 2)
+    hashes = accepted_feedback(data, "glacier", "mountain", 2)
     report = merge_feedback(settings(data), "scheduled__2026-11-29T10:00:00+00:00")
     assert (report.merged, report.duplicates, report.conflicts, report.in_test) == (2, 0, 0, 0)
     assert report.manifest.name == "scheduled__2026-11-29T10_00_00_00_00.csv"
@@ -139,8 +123,8 @@ def test_a_test_image_sent_back_never_reaches_training(data):
     assert [r["status"] for r in manifest_rows(report)] == ["in_test"]
 
 
-def test_the_same_image_under_two_labels_is_a_conflict_left_for_a_person(data, sample_dir):
-    (digest,) = give_feedback(data, sample_dir, "sea", "sea", 1)
+def test_the_same_image_under_two_labels_is_a_conflict_left_for_a_person(data, accepted_feedback):
+    (digest,) = accepted_feedback(data, "sea", "sea", 1)
     other = feedback_dir(data) / "glacier"
     other.mkdir(parents=True)
     (other / f"{digest}.jpg").write_bytes((feedback_dir(data) / "sea" / f"{digest}.jpg").read_bytes())
@@ -176,9 +160,9 @@ merge_feedback(load_settings(), "retried-run", step=step)
 
 
 @pytest.mark.parametrize("step", ["manifest", "copied", "renamed", "removed"])
-def test_killed_at_any_step_then_rerun_loses_nothing_and_counts_nothing_twice(data, sample_dir, step):
+def test_killed_at_any_step_then_rerun_loses_nothing_and_counts_nothing_twice(data, accepted_feedback, step):
     before = train_images(data)
-    new = give_feedback(data, sample_dir, "street", "buildings", 3)
+    new = accepted_feedback(data, "street", "buildings", 3)
     env = {**os.environ, "FSDL_DATA_DIR": str(data)}
     killed = subprocess.run([sys.executable, "-c", KILLER, step, "2"], env=env, capture_output=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr

@@ -288,16 +288,16 @@ class FeedbackStore:
             db.execute("COMMIT")
         if not changed:  # another reviewer decided in between
             return self.decide(prediction_id, action, reviewer=reviewer, label=label)
+        path = None
         if state == "accepted":
             try:
-                self._export(self._row(prediction_id))
+                path = self._export(self._row(prediction_id))
             except BaseException:  # the file could not be written: the decision is undone, nothing half-done
                 self._undo_decision(prediction_id, decision_id)
                 raise
         else:
-            self._discard_upload(self._row(prediction_id))
+            self._discard_upload(row)
         log.info("review of %s by %s: %s%s", prediction_id, reviewer, action, f" as {final}" if final else "")
-        path = self._row(prediction_id)["feedback_path"] if state == "accepted" else None
         return Decision(prediction_id, action, final, state, repeated=False, path=path)
 
     def _undo_decision(self, prediction_id: str, decision_id: int | None) -> None:
@@ -311,8 +311,9 @@ class FeedbackStore:
             )
             db.execute("COMMIT")
 
-    def _export(self, row: sqlite3.Row) -> None:
-        """Write the accepted label's file (atomically), then note it and drop the upload."""
+    def _export(self, row: sqlite3.Row) -> str | None:
+        """Write the accepted label's file (atomically), then note it and drop the upload; return its
+        path relative to the feedback folder (None when the upload is gone)."""
         relative = f"{row['review_label']}/{row['image_sha256']}.{row['image_ext']}"
         target = self.feedback_dir / relative
         upload = self.upload_path(row["id"], row["image_ext"])
@@ -321,13 +322,14 @@ class FeedbackStore:
                 atomic_write_bytes(target, upload.read_bytes())
             except FileNotFoundError:
                 log.error("the upload of accepted prediction %s is gone; its label cannot reach training", row["id"])
-                return
+                return None
         with self._connect() as db:
             db.execute(
                 "UPDATE predictions SET exported_at = ?, feedback_path = ?, upload_state = 'used' WHERE id = ?",
                 (time.time(), relative, row["id"]),
             )
         upload.unlink(missing_ok=True)
+        return relative
 
     def _discard_upload(self, row: sqlite3.Row) -> None:
         with self._connect() as db:
