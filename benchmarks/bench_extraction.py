@@ -54,7 +54,7 @@ def sample_f1(fx: FeatureExtractor) -> float:
 
     from sklearn.metrics import f1_score
 
-    from fsdl_lib.candidates import CANDIDATES, build_pipeline
+    from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
     from fsdl_lib.feature_store import FeatureStore
     from fsdl_lib.seeding import seed_scenes
 
@@ -62,7 +62,8 @@ def sample_f1(fx: FeatureExtractor) -> float:
         seed_scenes(ROOT / "samples" / "intel_scenes", Path(tmp))
         train, _ = FeatureStore(Path(tmp) / "train.npz").update(Path(tmp) / "train", fx)
         test, _ = FeatureStore(Path(tmp) / "test.npz").update(Path(tmp) / "test", fx)
-    model = build_pipeline(CANDIDATES["logreg_c1"]).fit(train.features, train.labels)
+    model = build_pipeline(CANDIDATES["logreg_c1"])
+    fit(model, train.features, train.labels)
     return float(f1_score(test.labels, model.predict(test.features), average="weighted"))
 
 

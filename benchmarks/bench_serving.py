@@ -45,7 +45,7 @@ def percentile(values: list[float], q: float) -> float:
 def register_model(tmp: Path) -> None:
     import mlflow
 
-    from fsdl_lib.candidates import CANDIDATES, build_pipeline
+    from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
     from fsdl_lib.feature_store import FeatureStore
     from fsdl_lib.features import FeatureExtractor
     from fsdl_lib.seeding import seed_scenes
@@ -54,7 +54,8 @@ def register_model(tmp: Path) -> None:
     seed_scenes(ROOT / "samples" / "intel_scenes", tmp / "scenes")
     fx = FeatureExtractor(offline_weights=True, image_size=224, device="cpu")
     train, _ = FeatureStore(tmp / "train.npz").update(tmp / "scenes" / "train", fx)
-    model = build_pipeline(CANDIDATES["logreg_c1"]).fit(train.features, train.labels)
+    model = build_pipeline(CANDIDATES["logreg_c1"])
+    fit(model, train.features, train.labels)
     with mlflow.start_run() as run:
         log_sklearn_model(model, train.features[:2])
     register_version(f"runs:/{run.info.run_id}/model", "bench-scenes", aliases=["production"],

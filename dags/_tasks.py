@@ -3,7 +3,8 @@ run one code path), the training asset, and who is running (for MLflow tags).
 
 A private module of the DAG folder (Airflow puts the folder on ``sys.path``; the leading underscore
 keeps the integrity test from reading it as a DAG file). Imported by DAG files at parse time: only
-``airflow.sdk`` here; every heavy import is inside a task. The work itself is in ``fsdl_lib``.
+``airflow.sdk`` and light modules of ``fsdl_lib`` here; every heavy import is inside a task. The work
+itself is in ``fsdl_lib``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, task
+from airflow.sdk import Asset, Param, task
+
+from fsdl_lib.resources import COMPUTE_POOL
 
 SCENES_TRAIN_ASSET = Asset("intel_scenes_train")
 """Updated by the feedback sync when it merged images; the parallel scene DAG runs on it."""
@@ -57,24 +60,36 @@ def lineage_tags(dataset_version: str) -> dict[str, str]:
 
 
 def limit_threads() -> int:
-    """Size this task's thread pools to its share of the machine: the cores divided by the slots of
-    the executor it runs in (Celery: the worker's concurrency; local: the parallelism)."""
+    """Size this task's thread pools to what it was given: its slots in the compute pool (see
+    :mod:`fsdl_lib.resources`); outside that pool, the cores divided by the executor's slots."""
     import logging
 
     from airflow.configuration import conf
+    from airflow.sdk import get_current_context
 
     from fsdl_lib.config import load_settings
-    from fsdl_lib.resources import available_cores, threads_per_slot
+    from fsdl_lib.resources import COMPUTE_POOL, available_cores, threads_per_slot
     from fsdl_lib.resources import limit_threads as apply
 
-    celery = "CeleryExecutor" in conf.get("core", "executor")
-    slots = conf.getint("celery", "worker_concurrency") if celery else conf.getint("core", "parallelism")
-    threads = load_settings().task_threads or threads_per_slot(slots)
+    task = get_current_context()["task"]
+    if task.pool == COMPUTE_POOL:
+        threads, given = task.pool_slots, f"{task.pool_slots} of the {COMPUTE_POOL} pool's slots"
+    else:
+        celery = "CeleryExecutor" in conf.get("core", "executor")
+        slots = conf.getint("celery", "worker_concurrency") if celery else conf.getint("core", "parallelism")
+        threads, given = threads_per_slot(slots), f"{slots} executor slots"
+    threads = load_settings().task_threads or threads
     apply(threads)
-    logging.getLogger(__name__).info(
-        "%d threads for this task (%d cores, %d executor slots)", threads, available_cores(), slots
-    )
+    logging.getLogger(__name__).info("%d threads for this task (%d cores, %s)", threads, available_cores(), given)
     return threads
+
+
+def compute_slots() -> int:
+    """Slots of the compute pool (read when a DAG file is parsed)."""
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.resources import compute_slots as slots
+
+    return slots(load_settings().compute_slots)
 
 
 @task
@@ -85,7 +100,11 @@ def create_experiment() -> str:
     return get_or_create_experiment(load_settings().scenes_experiment)
 
 
-@task(execution_timeout=timedelta(hours=3))  # the first run over the full dataset is long
+@task(
+    execution_timeout=timedelta(hours=3),  # the first run over the full dataset is long
+    pool=COMPUTE_POOL,
+    pool_slots=compute_slots(),  # alone on every core: nothing else can use them meanwhile
+)
 def create_dataset() -> dict[str, Any]:
     """Extract ResNet50 features of new or changed images (incremental); returns the dataset version."""
     from fsdl_lib.config import load_settings
@@ -95,22 +114,61 @@ def create_dataset() -> dict[str, Any]:
     return run(load_settings()).as_dict()
 
 
+TRAINING_PARAM = Param(
+    "auto",
+    enum=["auto", "full", "refit"],
+    description=(
+        "auto: after new feedback (the training asset), refit only the served version's candidate from its "
+        "solution; otherwise every candidate. full: every candidate from scratch. refit: the served candidate only."
+    ),
+)
+
+
 @task
-def register_best(results: list[dict[str, Any]], dataset: dict[str, Any]) -> dict[str, Any]:
+def plan_training() -> list[str]:
+    """Choose the training path: the full grid, or a refit of the served candidate after new feedback.
+
+    Returns the candidates to train (what the parallel DAG maps over); the whole plan is the XCom
+    ``plan`` (for the training and registering tasks)."""
+    import logging
+
+    from airflow.sdk import get_current_context
+
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.scenes import plan_training as plan
+
+    context = get_current_context()
+    run_type = context["dag_run"].run_type  # DagRunType, a str enum: compare its value
+    chosen = plan(
+        load_settings(),
+        requested=context["params"].get("training", "auto"),
+        new_feedback=getattr(run_type, "value", run_type) == "asset_triggered",
+    )
+    logging.getLogger(__name__).info("training path %s for %s: %s", chosen.path, chosen.candidates, chosen.reason)
+    context["ti"].xcom_push(key="plan", value=chosen.as_dict())
+    return list(chosen.candidates)
+
+
+@task
+def register_best(results: list[dict[str, Any]], dataset: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
     """Register the best candidate (validation F1) as a new `challenger` version."""
     from fsdl_lib.config import load_settings
-    from fsdl_lib.scenes import SceneDataset
+    from fsdl_lib.scenes import SceneDataset, TrainingPlan
     from fsdl_lib.scenes import register_best as run
 
     return run(
-        list(results), SceneDataset.from_dict(dataset), settings=load_settings(), dag_run_id=current_task().run_id
+        list(results),
+        SceneDataset.from_dict(dataset),
+        settings=load_settings(),
+        dag_run_id=current_task().run_id,
+        plan=TrainingPlan.from_dict(plan),
     )
 
 
-def train(candidate: str, dataset: dict[str, Any], experiment_id: str) -> dict[str, Any]:
+def train(candidate: str, dataset: dict[str, Any], experiment_id: str, plan: dict[str, Any]) -> dict[str, Any]:
     """Train one candidate in the calling task (one MLflow run)."""
     from fsdl_lib.config import load_settings
-    from fsdl_lib.scenes import SceneDataset, train_candidate
+    from fsdl_lib.scenes import SceneDataset, TrainingPlan, train_candidate
 
     limit_threads()
     me = current_task()
@@ -122,4 +180,5 @@ def train(candidate: str, dataset: dict[str, Any], experiment_id: str) -> dict[s
         settings=load_settings(),
         task_key=key,
         dag_run_id=me.run_id,
+        plan=TrainingPlan.from_dict(plan),
     )

@@ -1,12 +1,14 @@
 """
 # Intel scenes, candidates in parallel
 
-The same pipeline as `intel_scenes_sequential`, with **one mapped task per candidate** so that
-executors with several slots (or Celery workers on several hosts) train them at the same time.
+The same pipeline as `intel_scenes_sequential`, with **one mapped task per planned candidate** so
+that executors with several slots (or Celery workers on several hosts) train them at the same time.
 
 It is scheduled on the `intel_scenes_train` asset: whenever the feedback sync merges new images
-into the training split, this DAG retrains and registers a new `challenger`. It can also be
-triggered by hand.
+into the training split, this DAG **refits the served version's candidate** on the grown training
+set, starting from the served model's solution (minutes, whatever the dataset's size), and registers
+a new `challenger`. Triggered by hand it trains **every candidate** (the `training` parameter
+chooses: `auto`, `full`, `refit`). The tag `training_path` of each run and version says which ran.
 """
 
 from __future__ import annotations
@@ -15,8 +17,18 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
-from _tasks import SCENES_TRAIN_ASSET, create_dataset, create_experiment, register_best, train
+from _tasks import (
+    SCENES_TRAIN_ASSET,
+    TRAINING_PARAM,
+    compute_slots,
+    create_dataset,
+    create_experiment,
+    plan_training,
+    register_best,
+    train,
+)
 from fsdl_lib.candidates import CANDIDATES
+from fsdl_lib.resources import COMPUTE_POOL, share
 
 
 @dag(
@@ -31,19 +43,27 @@ from fsdl_lib.candidates import CANDIDATES
     },
     dagrun_timeout=timedelta(hours=4),
     max_active_runs=1,
+    params={"training": TRAINING_PARAM},
     doc_md=__doc__,
 )
 def intel_scenes_parallel():
-    @task(map_index_template="{{ candidate_name }}")
-    def train_candidate(candidate: str, dataset: dict, experiment_id: str) -> dict:
-        get_current_context()["candidate_name"] = candidate
-        return train(candidate, dataset, experiment_id)
-
-    dataset = create_dataset()
-    results = train_candidate.partial(dataset=dataset, experiment_id=create_experiment()).expand(
-        candidate=list(CANDIDATES)
+    # Each candidate takes its share of the compute pool's slots (one per core), as threads.
+    @task(
+        map_index_template="{{ candidate_name }}",
+        pool=COMPUTE_POOL,
+        pool_slots=share(compute_slots(), len(CANDIDATES)),
     )
-    register_best(results, dataset)
+    def train_candidate(candidate: str, dataset: dict, experiment_id: str, plan: dict) -> dict:
+        get_current_context()["candidate_name"] = candidate
+        return train(candidate, dataset, experiment_id, plan)
+
+    planned = plan_training()  # returns the candidates to train; the whole plan is its XCom "plan"
+    plan = planned["plan"]
+    dataset = create_dataset()
+    results = train_candidate.partial(dataset=dataset, experiment_id=create_experiment(), plan=plan).expand(
+        candidate=planned
+    )
+    register_best(results, dataset, plan)
 
 
 intel_scenes_parallel()

@@ -5,12 +5,14 @@ ResNet50 features of the Intel scene images, then six classical classifiers trai
 another in a single task**, then the best one registered. The parallel variant
 (`intel_scenes_parallel`) runs the same code with one task per candidate.
 
-1. **create_dataset**: incremental features of `data/raw/intel_scenes/{train,test}` (only new or
+1. **plan_training**: every candidate (the `training` parameter can ask for a refit of the served
+   candidate only, as the parallel variant does after new feedback).
+2. **create_dataset**: incremental features of `data/raw/intel_scenes/{train,test}` (only new or
    changed images are extracted); returns the dataset version.
-2. **create_experiment**: get or create the `intel-scenes` experiment.
-3. **train_candidates**: LogisticRegression (C=1, C=2, L1), SVM (RBF), KNN (k=3, k=7), each one
+3. **create_experiment**: get or create the `intel-scenes` experiment.
+4. **train_candidates**: LogisticRegression (C=1, C=2, L1), SVM (RBF), KNN (k=3, k=7), each one
    MLflow run with validation and test metrics, a confusion matrix and the model.
-4. **register_best**: the best validation F1 becomes a new version of `intel-scenes` with the alias
+5. **register_best**: the best validation F1 becomes a new version of `intel-scenes` with the alias
    `challenger`. Promote it in the MLflow UI by giving it the alias `production`.
 """
 
@@ -20,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from _tasks import create_dataset, create_experiment, register_best, train
-from fsdl_lib.candidates import CANDIDATES
+from _tasks import TRAINING_PARAM, compute_slots, create_dataset, create_experiment, plan_training, register_best, train
+from fsdl_lib.resources import COMPUTE_POOL
 
 
 @dag(
@@ -36,15 +38,17 @@ from fsdl_lib.candidates import CANDIDATES
     },
     dagrun_timeout=timedelta(hours=4),
     max_active_runs=1,
+    params={"training": TRAINING_PARAM},
     doc_md=__doc__,
 )
 def intel_scenes_sequential():
-    @task
-    def train_candidates(dataset: dict, experiment_id: str) -> list[dict]:
-        return [train(name, dataset, experiment_id) for name in CANDIDATES]
+    @task(pool=COMPUTE_POOL, pool_slots=compute_slots())  # one candidate at a time, on every core
+    def train_candidates(dataset: dict, experiment_id: str, plan: dict) -> list[dict]:
+        return [train(name, dataset, experiment_id, plan) for name in plan["candidates"]]
 
+    plan = plan_training()["plan"]
     dataset = create_dataset()
-    register_best(train_candidates(dataset, create_experiment()), dataset)
+    register_best(train_candidates(dataset, create_experiment(), plan), dataset, plan)
 
 
 intel_scenes_sequential()

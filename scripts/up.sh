@@ -53,6 +53,8 @@ airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || {
     echo "airflow db migrate failed; the whole log is $AIRFLOW_HOME/db-migrate.log" >&2
     exit 1
 }
+# The pool the training tasks take their threads from (one slot per core; see fsdl_lib.resources).
+eval "airflow pools set $(fsdl compute-pool)" >/dev/null
 python - "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" <<'PY'
 import json, os, sys
 path, user, password = sys.argv[1:]

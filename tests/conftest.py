@@ -15,7 +15,7 @@ import mlflow
 import pytest
 import requests
 
-from fsdl_lib.candidates import CANDIDATES, build_pipeline
+from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
 from fsdl_lib.feature_store import FeatureStore
 from fsdl_lib.features import FeatureExtractor
 from fsdl_lib.seeding import seed_scenes
@@ -196,7 +196,8 @@ class Registry:
         mlflow.set_experiment(experiment_id=get_or_create_experiment("webapp-tests"))
 
     def register(self, name: str, candidate: str = "logreg_c1", *, aliases=("production",), backbone=None) -> str:
-        model = build_pipeline(CANDIDATES[candidate]).fit(self.train.features, self.train.labels)
+        model = build_pipeline(CANDIDATES[candidate])
+        fit(model, self.train.features, self.train.labels)
         with mlflow.start_run() as run:
             log_sklearn_model(model, self.train.features[:2])
         tags = {

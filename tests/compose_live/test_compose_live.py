@@ -275,6 +275,7 @@ def test_flywheel_turns_through_the_containers(project):
     assert int(second["version"]) > int(first["version"])
     assert tag(second, "airflow_dag_run_id") == run["dag_run_id"]
     assert tag(second, "dataset_version") != tag(first, "dataset_version")
+    assert (tag(second, "training_path"), tag(second, "candidate")) == ("refit", tag(first, "candidate"))
     mlflow.set_alias("production", second["version"])
     webapp.wait_for_version(second["version"], timeout=120)
     TIMINGS["feedback to new version served"] = time.monotonic() - feedback_start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,13 @@ os.environ.update(
 def airflow_db() -> Iterator[Path]:
     subprocess.run(
         [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        check=True, capture_output=True, env=os.environ.copy(),
+    )  # fmt: skip
+    pool = subprocess.run(
+        [str(Path(sys.executable).with_name("fsdl")), "compute-pool"], check=True, capture_output=True, text=True
+    ).stdout
+    subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "pools", "set", *shlex.split(pool)],
         check=True, capture_output=True, env=os.environ.copy(),
     )  # fmt: skip
     yield _AIRFLOW_HOME

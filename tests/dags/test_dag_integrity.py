@@ -63,15 +63,44 @@ def test_dag_follows_house_rules(bag, path):
         assert isinstance(task.execution_timeout, timedelta), f"{task.task_id} has no timeout"
 
 
-def test_parallel_dag_maps_candidates_and_runs_on_feedback(bag):
+def test_parallel_dag_maps_planned_candidates_and_runs_on_feedback(bag):
     from airflow.sdk import Asset
-
-    from fsdl_lib.candidates import CANDIDATES
 
     parallel = bag.get_dag("intel_scenes_parallel")
     mapped = parallel.get_task("train_candidate")
     assert mapped.map_index_template == "{{ candidate_name }}"
-    assert mapped.op_kwargs_expand_input.value["candidate"] == list(CANDIDATES)
+    planned = mapped.op_kwargs_expand_input.value["candidate"]
+    assert (planned.operator.task_id, planned.key) == ("plan_training", "return_value")
+    for dag_id in ("intel_scenes_parallel", "intel_scenes_sequential"):
+        assert bag.get_dag(dag_id).params["training"] == "auto"
     sync = bag.get_dag("feedback_sync")
     assert sync.get_task("publish").outlets == [Asset("intel_scenes_train")]
     assert list(parallel.timetable.asset_condition.objects) == [Asset("intel_scenes_train")]
+
+
+COMPUTE_TASKS = {
+    ("intel_scenes_parallel", "create_dataset"): "all",
+    ("intel_scenes_parallel", "train_candidate"): "share",
+    ("intel_scenes_sequential", "create_dataset"): "all",
+    ("intel_scenes_sequential", "train_candidates"): "all",
+    ("wine_quality", "train_and_evaluate"): 1,
+}
+
+
+def test_compute_tasks_hold_a_slot_per_thread_of_the_compute_pool(bag):
+    """Tasks that run BLAS or torch threads take one pool slot per thread, so the pool (one slot per
+    core) never lets their threads outnumber the cores; extraction takes them all and runs alone."""
+    from fsdl_lib.candidates import CANDIDATES
+    from fsdl_lib.resources import COMPUTE_POOL, available_cores, share
+
+    cores = available_cores()
+    expected = {"all": cores, "share": share(cores, len(CANDIDATES))}
+    for dag in bag.dags.values():
+        for task in dag.tasks:
+            want = COMPUTE_TASKS.get((dag.dag_id, task.task_id))
+            if want is None:
+                assert task.pool != COMPUTE_POOL, f"{dag.dag_id}.{task.task_id} computes nothing"
+                continue
+            assert task.pool == COMPUTE_POOL, f"{dag.dag_id}.{task.task_id}"
+            assert task.pool_slots == expected.get(want, want), f"{dag.dag_id}.{task.task_id}"
+            assert 1 <= task.pool_slots <= cores

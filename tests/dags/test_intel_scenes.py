@@ -43,6 +43,10 @@ def test_scene_dag_trains_candidates_and_registers_a_challenger(airflow_db, mlfl
     runs = runs_of(run.run_id)
     assert sorted(r.data.tags["candidate"] for r in runs) == sorted(CANDIDATES)
     assert {r.info.status for r in runs} == {"FINISHED"}
+    # Started by hand: the full grid, every candidate from scratch.
+    assert tags["training_path"] == "full_grid"
+    assert {r.data.tags["training_path"] for r in runs} == {"full_grid"}
+    assert {r.data.tags["converged"] for r in runs} == {"true"}
     for r in runs:
         for metric in ("accuracy", "f1", "precision", "recall"):
             assert 0.0 <= r.data.metrics[f"test_{metric}"] <= 1.0

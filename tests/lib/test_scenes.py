@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from fsdl_lib.candidates import CANDIDATES, build_pipeline
+from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
 from fsdl_lib.config import load_settings
 from fsdl_lib.exceptions import NoUsableCandidateError
 from fsdl_lib.scenes import (
@@ -65,12 +65,6 @@ def test_validation_split_is_stratified_and_disjoint_from_test(tmp_path, sample_
     np.testing.assert_array_equal(again[1], x_val)
 
 
-def test_every_candidate_builds_a_scaled_pipeline():
-    for candidate in CANDIDATES.values():
-        pipeline = build_pipeline(candidate)
-        assert [name for name, _ in pipeline.steps] == ["scale", "classify"]
-
-
 @pytest.fixture
 def scenes_settings(tmp_path, sample_dir, monkeypatch):
     seed_scenes(sample_dir, tmp_path / "data" / "raw" / "intel_scenes")
@@ -95,9 +89,9 @@ def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scen
             f"runs:/{run.info.run_id}/model", name, tags={"backbone_id": str(info.backbone)}
         ).version
 
-    good = build_pipeline(CANDIDATES["logreg_c1"]).fit(train.features, train.labels)
-    rng = np.random.default_rng(0)
-    weak = build_pipeline(CANDIDATES["knn_3"]).fit(train.features, rng.permutation(train.labels))
+    good, weak = build_pipeline(CANDIDATES["logreg_c1"]), build_pipeline(CANDIDATES["knn_3"])
+    fit(good, train.features, train.labels)
+    fit(weak, train.features, np.random.default_rng(0).permutation(train.labels))
     good_f1 = classification_metrics(test.labels, good.predict(test.features))["f1"]
     weak_f1 = classification_metrics(test.labels, weak.predict(test.features))["f1"]
     assert good_f1 > weak_f1
@@ -133,12 +127,15 @@ def test_a_failing_estimator_fails_its_run_not_the_task(mlflow_server, scenes_se
     info = create_dataset(scenes_settings)
     experiment = get_or_create_experiment("failing-candidates")
 
-    class Broken:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.pipeline import Pipeline
+
+    class Broken(ClassifierMixin, BaseEstimator):
         def fit(self, *args):
             raise ValueError("the solver diverged")
 
     working = scenes.build_pipeline
-    monkeypatch.setattr(scenes, "build_pipeline", lambda candidate: Broken())
+    monkeypatch.setattr(scenes, "build_pipeline", lambda candidate: Pipeline([("classify", Broken())]))
     failed = scenes.train_candidate(
         "svm_rbf", info, experiment, settings=scenes_settings, task_key="t/1", dag_run_id="manual"
     )
@@ -155,3 +152,58 @@ def test_a_failing_estimator_fails_its_run_not_the_task(mlflow_server, scenes_se
     )
     assert good["usable"] is True
     assert MlflowClient().get_run(good["run_id"]).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_new_feedback_refits_the_served_candidate_from_its_solution(mlflow_server, scenes_settings, caplog):
+    from fsdl_lib.exceptions import FsdlError
+    from fsdl_lib.scenes import plan_training, register_best, train_candidate
+
+    caplog.set_level("INFO")
+    info = create_dataset(scenes_settings)
+    name = scenes_settings.scenes_model_name
+    client = MlflowClient()
+    with pytest.raises(FsdlError, match="must be one of"):
+        plan_training(scenes_settings, requested="sometimes")
+
+    # Nothing served yet: new feedback falls back to the full grid; an explicit refit says why not.
+    fallback = plan_training(scenes_settings, new_feedback=True)
+    assert fallback.path == "full_grid"
+    assert fallback.candidates == tuple(CANDIDATES)
+    assert "no production version" in fallback.reason
+    with pytest.raises(FsdlError, match=r"cannot refit: .* no production version"):
+        plan_training(scenes_settings, requested="refit")
+
+    experiment = get_or_create_experiment("refit-tests")
+    first = train_candidate("logreg_c2", info, experiment, settings=scenes_settings, task_key="t/1", dag_run_id="a")
+    served = register_best([first], info, settings=scenes_settings, dag_run_id="a")["version"]
+    client.set_registered_model_alias(name, "production", served)
+
+    assert plan_training(scenes_settings, new_feedback=False).path == "full_grid"
+    assert plan_training(scenes_settings, requested="full", new_feedback=True).path == "full_grid"
+    plan = plan_training(scenes_settings, new_feedback=True)
+    assert (plan.path, plan.candidates, plan.warm_start) == ("refit", ("logreg_c2",), served)
+
+    refit = train_candidate(
+        "logreg_c2", info, experiment, settings=scenes_settings, task_key="t/2", dag_run_id="b", plan=plan
+    )
+    assert "logreg_c2: warm start from the served model" in caplog.text
+    run = client.get_run(refit["run_id"])
+    assert run.data.tags["training_path"] == "refit"
+    assert run.data.tags["warm_start_version"] == served
+    assert run.data.tags["converged"] == "true"
+    # It starts at the served solution of the same data: the solver has (almost) nothing left to do.
+    cold = client.get_run(first["run_id"]).data.metrics["refit_iterations"]
+    assert run.data.metrics["refit_iterations"] < cold / 4
+    # Same data, convex problem: the refit reaches the served model again.
+    assert refit["test_f1"] == pytest.approx(first["test_f1"], abs=0.04)
+    summary = register_best([refit], info, settings=scenes_settings, dag_run_id="b", plan=plan)
+    tags = client.get_model_version(name, summary["version"]).tags
+    assert (tags["training_path"], tags["warm_start_version"]) == ("refit", served)
+    assert client.get_model_version(name, served).tags["training_path"] == "full_grid"
+
+    # A served version of another backbone cannot seed a refit on these features.
+    client.set_model_version_tag(name, served, "backbone_id", "resnet50-other")
+    other = plan_training(scenes_settings, new_feedback=True)
+    assert other.path == "full_grid"
+    assert "backbone resnet50-other" in other.reason

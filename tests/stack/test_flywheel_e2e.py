@@ -40,6 +40,10 @@ def test_feedback_closes_the_loop(stack, capsys, as_mlflow_admin):
     # The sync merged them and published the asset, which scheduled the training DAG.
     assert report.sync_run["tasks"] == {"merge_feedback": "success", "publish": "success"}
     assert second["run_type"] == "asset_triggered"
+    # New feedback refits the served candidate from its solution; the first model came from the full grid.
+    assert first["training_path"] == "full_grid"
+    assert (second["training_path"], second["candidate"]) == ("refit", first["candidate"]), second["training_reason"]
+    assert second["warm_start_version"] == first["version"]
     assert int(second["version"]) > int(first["version"])
     assert second["dataset_version"] != first["dataset_version"]
     manifest = wheel.manifest(second["run_id"])

@@ -64,6 +64,15 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compute_pool(args: argparse.Namespace) -> int:
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.resources import COMPUTE_POOL, COMPUTE_POOL_DESCRIPTION, compute_slots
+
+    slots = compute_slots(load_settings().compute_slots)
+    print(shlex.join([COMPUTE_POOL, str(slots), COMPUTE_POOL_DESCRIPTION]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--test-per-class", type=int, default=5)
     seed.add_argument("--wine", type=Path, help="copy this wine CSV into the data folder if it has none")
     seed.set_defaults(func=_seed)
+
+    pool = sub.add_parser(
+        "compute-pool",
+        help="print the name, slots and description of Airflow's pool for training threads (for `airflow pools set`)",
+    )
+    pool.set_defaults(func=_compute_pool)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

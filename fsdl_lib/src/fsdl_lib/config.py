@@ -97,7 +97,12 @@ class Settings(EnvSettings):
     task_threads: int = setting(
         "FSDL_TASK_THREADS",
         0,
-        "Threads (BLAS, OpenMP, torch) of one training task; 0: the cores divided by the executor's slots.",
+        "Threads (BLAS, OpenMP, torch) of one training task; 0: the pool slots the task holds.",
+    )
+    compute_slots: int = setting(
+        "FSDL_COMPUTE_SLOTS",
+        0,
+        "Slots of Airflow's fsdl_compute pool, one per thread the training tasks may run at once; 0: the cores.",
     )
     max_image_pixels: int = setting(
         "FSDL_MAX_IMAGE_PIXELS",

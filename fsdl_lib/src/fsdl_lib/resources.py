@@ -1,8 +1,12 @@
 """How many threads a task may use, so that tasks sharing a machine do not oversubscribe it.
 
 An executor runs several tasks at once (its *slots*); each task's BLAS, OpenMP and torch pools
-default to every core, so on two cores four tasks ran sixteen threads. A task sizes its pools to
-its share instead: the cores divided by the slots, at least one. ``FSDL_TASK_THREADS`` overrides it.
+default to every core, so on two cores four tasks ran sixteen threads. The compute-heavy tasks
+therefore run in one Airflow pool, :data:`COMPUTE_POOL`, with one slot per core
+(:func:`compute_slots`): a task takes as many pool slots as the threads it will run, so the threads
+of all tasks running at once never exceed the cores. Feature extraction takes every slot (it runs
+alone, on every core); each candidate takes its share. A task outside the pool falls back to the
+cores divided by the executor's slots. ``FSDL_TASK_THREADS`` overrides both.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from typing import Final
 
 log = logging.getLogger(__name__)
 
+COMPUTE_POOL: Final = "fsdl_compute"
+"""The Airflow pool of the tasks that run BLAS, OpenMP or torch threads: one slot per thread."""
+COMPUTE_POOL_DESCRIPTION: Final = "Threads of the training tasks (feature extraction, candidates): one slot per core"
+
 THREAD_VARIABLES: Final = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _limit: int | None = None
 
@@ -24,6 +32,17 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def compute_slots(configured: int = 0) -> int:
+    """Slots of :data:`COMPUTE_POOL`: ``FSDL_COMPUTE_SLOTS`` where set (the cores of every worker
+    together, when workers run on several machines), else this machine's cores."""
+    return configured if configured > 0 else available_cores()
+
+
+def share(slots: int, parts: int) -> int:
+    """Pool slots (threads) of one of ``parts`` tasks that run at once in ``slots``: at least one."""
+    return max(1, slots // max(1, parts))
 
 
 def threads_per_slot(slots: int, cores: int | None = None) -> int:

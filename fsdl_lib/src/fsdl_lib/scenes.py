@@ -1,8 +1,19 @@
 """The Intel scene workload: features, candidates, training runs, selection and registration.
 
 The sequential and the parallel training DAGs are thin over this module, so both run one code path:
-:func:`create_dataset` → :func:`train_candidate` for each name in :data:`CANDIDATES` →
-:func:`register_best`.
+:func:`plan_training` and :func:`create_dataset` → :func:`train_candidate` for each planned
+candidate → :func:`register_best`.
+
+Two training paths (:class:`TrainingPlan`), recorded on every run and registered version as the tag
+``training_path``:
+
+* ``full_grid``: every candidate from scratch, the best on validation F1 wins. A run started by
+  hand or on a schedule takes it.
+* ``refit``: after new feedback, only the served version's candidate is trained again, on the whole
+  grown training set, starting from the served model's coefficients where the estimator allows it
+  (the logistic regressions; the solution of their convex problem does not depend on where the
+  solver starts, only the time to reach it does). Its cost barely grows with the dataset, so the
+  flywheel turns in minutes at any size; the full grid stays a deliberate, occasional run.
 """
 
 from __future__ import annotations
@@ -17,17 +28,27 @@ import numpy as np
 
 from fsdl_lib import tracking
 from fsdl_lib._progress import Heartbeat
-from fsdl_lib.candidates import CANDIDATES, build_pipeline
+from fsdl_lib.candidates import CANDIDATES, Candidate, build_pipeline, fit, warm_start
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import FileRecord, dataset_version
 from fsdl_lib.exceptions import FsdlError, NoUsableCandidateError
 from fsdl_lib.features import BackboneId
 
 if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
     from fsdl_lib.config import Settings
     from fsdl_lib.feature_store import FeatureSet
 
 log = logging.getLogger(__name__)
+
+TRAINING_FULL_GRID: Final = "full_grid"
+TRAINING_REFIT: Final = "refit"
+TRAINING_CHOICES: Final = ("auto", "full", "refit")
+"""What a DAG run may ask for: ``auto`` refits after new feedback and runs the full grid otherwise."""
+TAG_TRAINING_PATH: Final = "training_path"
+TAG_TRAINING_REASON: Final = "training_reason"
+TAG_WARM_START: Final = "warm_start_version"
 
 VALIDATION_FRACTION: Final = 0.2
 SPLIT_SEED: Final = 42
@@ -135,6 +156,86 @@ def combined_version(splits: Mapping[str, Sequence[FileRecord]]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# plan_training
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Which candidates a DAG run trains, and from what."""
+
+    path: str
+    """:data:`TRAINING_FULL_GRID` or :data:`TRAINING_REFIT`."""
+    candidates: tuple[str, ...]
+    reason: str
+    warm_start: str | None = None
+    """The registered version (number) whose model the refit starts from."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "candidates": list(self.candidates)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingPlan:
+        return cls(data["path"], tuple(data["candidates"]), data["reason"], data.get("warm_start"))
+
+    @property
+    def tags(self) -> dict[str, str]:
+        tags = {TAG_TRAINING_PATH: self.path, TAG_TRAINING_REASON: self.reason}
+        if self.warm_start is not None:
+            tags[TAG_WARM_START] = self.warm_start
+        return tags
+
+
+def full_grid(reason: str) -> TrainingPlan:
+    return TrainingPlan(TRAINING_FULL_GRID, tuple(CANDIDATES), reason)
+
+
+def plan_training(settings: Settings, *, requested: str = "auto", new_feedback: bool = False) -> TrainingPlan:
+    """The training path of one DAG run.
+
+    ``requested`` is the run's ``training`` parameter (:data:`TRAINING_CHOICES`); ``new_feedback``
+    says the run was started by the feedback sync (the training asset). A refit needs a production
+    version on the current backbone whose candidate still exists; ``auto`` falls back to the full
+    grid without one, an explicit ``refit`` fails and says why.
+    """
+    from fsdl_lib.exceptions import ModelNotFoundError
+
+    if requested not in TRAINING_CHOICES:
+        raise FsdlError(f"training must be one of {', '.join(TRAINING_CHOICES)}, not {requested!r}")
+    if requested == "full":
+        return full_grid("the full grid was asked for")
+    if requested == "auto" and not new_feedback:
+        return full_grid("not started by new feedback (started by hand or on a schedule)")
+    name = settings.scenes_model_name
+    try:
+        current = tracking.resolve_alias(name, tracking.ALIAS_PRODUCTION)
+    except ModelNotFoundError:
+        current = None
+    backbone = BackboneId.of(
+        offline_weights=settings.offline_weights, seed=settings.weights_seed, image_size=settings.image_size
+    )
+    candidate = current.tags.get("candidate") if current is not None else None
+    if current is None:
+        problem = f"{name} has no production version to refit"
+    elif candidate not in CANDIDATES:
+        problem = f"production version {current.version} names no known candidate ({candidate!r})"
+    elif current.tags.get(tracking.TAG_BACKBONE_ID) != str(backbone):
+        problem = (
+            f"production version {current.version} was trained on backbone "
+            f"{current.tags.get(tracking.TAG_BACKBONE_ID)}, not the current {backbone}"
+        )
+    else:
+        return TrainingPlan(
+            TRAINING_REFIT,
+            (candidate,),
+            f"new feedback: refit {candidate}, the candidate of production version {current.version}",
+            warm_start=str(current.version),
+        )
+    if requested == "refit":
+        raise FsdlError(f"cannot refit: {problem}; run with training=full")
+    return full_grid(f"new feedback, but {problem}: the full grid instead")
+
+
+# ---------------------------------------------------------------------------------------------
 # train_candidate
 
 
@@ -197,19 +298,24 @@ def train_candidate(
     settings: Settings,
     task_key: str,
     dag_run_id: str,
+    plan: TrainingPlan | None = None,
 ) -> dict[str, Any]:
     """Train one candidate as one MLflow run; return a small summary for :func:`select_best`.
 
-    The candidate is chosen on a validation split carved from train, then refit on all of train and
-    scored on the test split. A candidate whose estimator fails is reported as not usable (its run
-    ends FAILED with the reason); failures of MLflow or the data raise, so Airflow retries.
+    The candidate is scored on a validation split carved from train, then refit on all of train and
+    scored on the test split. On the refit path (``plan``) both fits start from the served model's
+    solution where the estimator allows it. A candidate whose estimator fails is reported as not
+    usable (its run ends FAILED with the reason); failures of MLflow or the data raise, so Airflow
+    retries.
     """
     import mlflow
 
+    plan = plan or full_grid("no plan given")
     candidate = CANDIDATES[name]
     train, test = dataset.load("train"), dataset.load("test")
     x_fit, x_val, y_fit, y_val = validation_split(train)
-    tags = {**run_tags(dataset, settings, dag_run_id), "candidate": name}
+    previous = _warm_start_model(settings, plan)
+    tags = {**run_tags(dataset, settings, dag_run_id), **plan.tags, "candidate": name}
     result: dict[str, Any] = {"candidate": name, "usable": False}
     with tracking.task_run(experiment_id, task_key=task_key, run_name=name, tags=tags) as run:
         result["run_id"] = run.info.run_id
@@ -218,12 +324,15 @@ def train_candidate(
         tracking.log_dataset(train.records, context="train", name="intel-scenes-train")
         tracking.log_dataset(test.records, context="test", name="intel-scenes-test")
         try:
-            with Heartbeat(f"{name}: fitting on {len(y_fit)} images (validation)", logger=log) as fit:
-                val_pred = build_pipeline(candidate).fit(x_fit, y_fit).predict(x_val)
+            validated, kept = _pipeline(candidate, previous, y_fit)
+            with Heartbeat(f"{name}: fitting on {len(y_fit)} images (validation)", logger=log):
+                first = fit(validated, x_fit, y_fit, classifier_only=kept)
+            val_pred = validated.predict(x_val)
+            model, kept = _pipeline(candidate, previous, train.labels)
             # The refit sees 1/(1 - validation share) as many images; most fits grow at least linearly.
-            expected = fit.elapsed * len(train.labels) / max(1, len(y_fit))
+            expected = first.seconds * len(train.labels) / max(1, len(y_fit))
             with Heartbeat(f"{name}: refitting on all {len(train.labels)} images", logger=log, expected=expected):
-                model = build_pipeline(candidate).fit(train.features, train.labels)
+                final = fit(model, train.features, train.labels, classifier_only=kept)
         except (ValueError, ArithmeticError) as exc:
             # The estimator failed, not the task: this run ends FAILED, the others go on.
             mlflow.set_tag("failure", f"{type(exc).__name__}: {exc}")
@@ -236,11 +345,44 @@ def train_candidate(
         scores = classification_metrics(test.labels, test_pred)
         mlflow.log_metrics({f"val_{k}": v for k, v in val.items()})
         mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
+        mlflow.log_metrics({"fit_seconds": first.seconds, "refit_seconds": final.seconds})
+        if final.iterations is not None:
+            mlflow.log_metrics({"fit_iterations": first.iterations or 0, "refit_iterations": final.iterations})
+        mlflow.set_tag("converged", str(first.converged and final.converged).lower())
         mlflow.log_figure(confusion_figure(test.labels, test_pred, f"{name} on test"), "confusion_matrix_test.png")
         tracking.log_sklearn_model(model, test.features[:2])
     result.update(usable=True, val_f1=val["f1"], test_f1=scores["f1"], test_accuracy=scores["accuracy"])
-    log.info("candidate %s: validation F1 %.3f, test F1 %.3f", name, val["f1"], scores["f1"])
+    log.info(
+        "candidate %s: validation F1 %.3f, test F1 %.3f (fits %.1f s + %.1f s, %s)",
+        name, val["f1"], scores["f1"], first.seconds, final.seconds,
+        "converged" if first.converged and final.converged else "NOT converged",
+    )  # fmt: skip
     return result
+
+
+def _warm_start_model(settings: Settings, plan: TrainingPlan) -> Any:
+    """The served model a refit starts from (loaded safely), or None."""
+    import mlflow
+
+    if plan.warm_start is None:
+        return None
+    version = mlflow.MlflowClient().get_model_version(settings.scenes_model_name, plan.warm_start)
+    return tracking.load_version(version).model
+
+
+def _pipeline(candidate: Candidate, previous: Any, y: np.ndarray) -> tuple[Pipeline, bool]:
+    """A fresh pipeline, or on the refit path one that starts from the served model; and whether
+    only its classifier is to be fit (the served scaler and PCA are kept)."""
+    if previous is None:
+        return build_pipeline(candidate), False
+    warm = warm_start(candidate, previous, y)
+    if isinstance(warm, str):
+        log.info("%s: fitting from scratch (%s)", candidate.name, warm)
+        return build_pipeline(candidate), False
+    log.info(
+        "%s: warm start from the served model (its scaler and PCA kept, its coefficients to start)", candidate.name
+    )
+    return warm, True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,11 +417,14 @@ def register_best(
     *,
     settings: Settings,
     dag_run_id: str,
+    plan: TrainingPlan | None = None,
 ) -> dict[str, Any]:
     """Register the winner as a new ``challenger`` version; optionally promote it (guarded)."""
     best = select_best(results)
+    plan = plan or full_grid("no plan given")
     tags = {
         **run_tags(dataset, settings, dag_run_id),
+        **plan.tags,
         "candidate": best["candidate"],
         "val_f1": f"{best['val_f1']:.4f}",
         "test_f1": f"{best['test_f1']:.4f}",
@@ -298,6 +443,7 @@ def register_best(
         "val_f1": best["val_f1"],
         "test_f1": best["test_f1"],
         "dataset_version": dataset.version,
+        TAG_TRAINING_PATH: plan.path,
     }
     if settings.auto_promote:
         decision = promote_if_better(str(version.version), dataset, settings=settings)

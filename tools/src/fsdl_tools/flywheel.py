@@ -66,8 +66,11 @@ class Flywheel:
         self.say = say
         self.timeout = timeout
         self.report = FlywheelReport()
+        self.on_step: Callable[[str], None] = lambda step: None
+        """Called with each step's name as it starts (a benchmark's load sampler listens)."""
 
     def _timed(self, step: str, action: Callable[[], Any]) -> Any:
+        self.on_step(step)
         start = time.monotonic()
         result = action()
         self.report.timings[step] = time.monotonic() - start
@@ -90,6 +93,9 @@ class Flywheel:
             "dag_run_id": dag_run_id,
             "dataset_version": version.tags[tracking.TAG_DATASET_VERSION],
             "candidate": version.tags.get("candidate"),
+            "training_path": version.tags.get("training_path"),
+            "training_reason": version.tags.get("training_reason"),
+            "warm_start_version": version.tags.get("warm_start_version"),
             "val_f1": float(version.tags.get("val_f1", "nan")),
             "test_f1": float(version.tags.get("test_f1", "nan")),
             "run_id": version.run_id,
