@@ -18,6 +18,7 @@ served. Targets on 2 cores: the first model on 8,741 photos within 15 minutes, t
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -99,7 +100,7 @@ class LoadSampler:
 
     def summary(self, phase: str) -> str:
         values = sorted(self.samples.get(phase, [0]))
-        p95 = values[int(0.95 * (len(values) - 1))]
+        p95 = values[math.ceil(0.95 * (len(values) - 1))]
         mean = sum(values) / len(values)
         return f"runnable threads mean {mean:.2f}, p95 {p95}, max {values[-1]} on {os.cpu_count()} cores"
 

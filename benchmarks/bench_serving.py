@@ -6,13 +6,17 @@ work done in-process (decode, features, classifier). Targets: p50 <= 1.25x in-pr
 Memory: resident memory of the serving processes with the model loaded, against a floor measured
 in the same run (a bare process with torch, torchvision, ResNet50 and scikit-learn loaded).
 Targets: one serving process <= 1.15x the floor; all gunicorn processes together <= 1.3x.
+Against what a user would pick instead: `mlflow models serve` of the same classifier packaged as an
+image-to-class pyfunc (scene_pyfunc.py), one worker, the same photos and clients in the same run.
+Target: the web app's throughput >= 1.0x the pyfunc server's, at no worse p99.
 
-    .venv/bin/python benchmarks/bench_serving.py [--requests 40] [--workers 1]
+    .venv/bin/python benchmarks/bench_serving.py [--requests 40] [--workers 1] [--no-pyfunc]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import statistics
 import subprocess
@@ -42,7 +46,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def register_model(tmp: Path) -> None:
+def register_model(tmp: Path) -> str:
     import mlflow
 
     from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
@@ -58,29 +62,97 @@ def register_model(tmp: Path) -> None:
     fit(model, train.features, train.labels)
     with mlflow.start_run() as run:
         log_sklearn_model(model, train.features[:2])
-    register_version(f"runs:/{run.info.run_id}/model", "bench-scenes", aliases=["production"],
-                     tags={"backbone_id": fx.id, "dataset_version": train.version})  # fmt: skip
+    version = register_version(f"runs:/{run.info.run_id}/model", "bench-scenes", aliases=["production"],
+                               tags={"backbone_id": fx.id, "dataset_version": train.version})  # fmt: skip
+    return f"models:/bench-scenes/{version.version}"
 
 
-def in_process_ms(photos: list[bytes]) -> list[float]:
+def log_pyfunc(classifier_uri: str) -> str:
+    """The classifier packaged as an image-to-class pyfunc (model from code); its model URI."""
+    import mlflow
+
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="scene-pyfunc",
+            python_model=str(ROOT / "benchmarks" / "scene_pyfunc.py"),
+            artifacts={"classifier": classifier_uri},
+        )
+    return info.model_uri
+
+
+def in_process(photos: list[bytes]):
+    """The same work in this process (decode, features, classifier): a callable timing one photo."""
     from fsdl_lib.features import FeatureExtractor
     from fsdl_lib.images import load_image
     from fsdl_lib.tracking import load_model
 
     fx = FeatureExtractor(offline_weights=True, image_size=224, device="cpu")
     model = load_model("bench-scenes", "production").model
-    times = []
-    for data in [photos[0], *photos]:  # the first call warms up
+
+    def run(data: bytes) -> float:
         start = time.perf_counter()
         model.predict_proba(fx.extract([load_image(data)]))
-        times.append((time.perf_counter() - start) * 1000)
-    return times[1:]
+        return (time.perf_counter() - start) * 1000
+
+    return run
+
+
+def interleaved(servers: dict, photos: list[bytes], clients: int, rounds: int = 3) -> dict:
+    """p50, p99 (ms) and throughput (req/s, the median round) of each server, measured in
+    alternating rounds so that the machine's drift during the run falls on all of them alike."""
+    latencies: dict[str, list[float]] = {name: [] for name in servers}
+    rates: dict[str, list[float]] = {name: [] for name in servers}
+    for post in servers.values():
+        post(photos[0])  # warm up
+    for _ in range(rounds):
+        for name, post in servers.items():
+            start = time.perf_counter()
+            if clients == 1:  # in this thread, as the in-process figure is measured
+                latencies[name] += [post(photo) for photo in photos]
+            else:
+                with ThreadPoolExecutor(clients) as pool:
+                    latencies[name] += pool.map(post, photos)
+            rates[name].append(len(photos) / (time.perf_counter() - start))
+    return {
+        name: (statistics.median(latencies[name]), percentile(latencies[name], 0.99), statistics.median(rates[name]))
+        for name in servers
+    }
+
+
+def start_pyfunc(tmp: Path, classifier_uri: str):
+    """`mlflow models serve` of the classifier as an image-to-class pyfunc; the process and a
+    callable timing one photo posted to it."""
+    port = free_port()
+    model_uri = log_pyfunc(classifier_uri)
+    log_path = tmp / "pyfunc.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env={**os.environ, "FSDL_OFFLINE_WEIGHTS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"},
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", 300, proc)
+    except RuntimeError:
+        print(log_path.read_text()[-3000:], file=sys.stderr)
+        raise
+
+    def invoke(data: bytes) -> float:
+        body = {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(data).decode()]]}}
+        start = time.perf_counter()
+        response = requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=120)
+        response.raise_for_status()
+        return (time.perf_counter() - start) * 1000
+
+    return proc, invoke
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-pyfunc", action="store_true", help="skip the `mlflow models serve` comparison")
     args = parser.parse_args()
     photos = [p.read_bytes() for p in sorted((ROOT / "samples" / "intel_scenes").glob("*/*.jpg"))[: args.requests]]
 
@@ -94,11 +166,11 @@ def main() -> None:
              "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination", str(tmp / "artifacts")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip
-        web = None
+        web = pyfunc = None
         try:
             wait_for_http(f"http://127.0.0.1:{mlflow_port}/health", 180)
             os.environ["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
-            register_model(tmp)
+            classifier_uri = register_model(tmp)
             web_env = {
                 **os.environ,
                 "FSDL_SCENES_MODEL_NAME": "bench-scenes",
@@ -116,28 +188,29 @@ def main() -> None:
             url = f"http://127.0.0.1:{web_port}"
             wait_for_http(f"{url}/readyz", 180)
 
-            local = in_process_ms(photos)
-            local_p50 = statistics.median(local)
-            print(f"{len(photos)} requests of 150x150 JPEGs; gunicorn {args.workers} gevent worker(s)")
-            print(f"  in-process        p50 {local_p50:7.1f} ms   p99 {percentile(local, 0.99):7.1f} ms")
-
             def post(data: bytes) -> float:
                 start = time.perf_counter()
                 response = requests.post(f"{url}/api/v1/predict", files={"image": ("x.jpg", data)}, timeout=120)
                 response.raise_for_status()
                 return (time.perf_counter() - start) * 1000
 
-            post(photos[0])
-            for clients in (1, 4):
-                with ThreadPoolExecutor(clients) as pool:
-                    start = time.perf_counter()
-                    latencies = list(pool.map(post, photos))
-                    elapsed = time.perf_counter() - start
-                p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+            servers = {"in-process": in_process(photos), "web app": post}
+            if not args.no_pyfunc:
+                pyfunc, invoke = start_pyfunc(tmp, classifier_uri)
+                servers["pyfunc"] = invoke
+            print(
+                f"{len(photos)} requests of 150x150 JPEGs, 3 alternating rounds; gunicorn {args.workers} gevent worker(s)"
+            )
+            one = interleaved(servers, photos, 1)
+            four = interleaved({k: v for k, v in servers.items() if k != "in-process"}, photos, 4)
+            local_p50 = one["in-process"][0]
+            print(f"  in-process        p50 {local_p50:7.1f} ms   p99 {one['in-process'][1]:7.1f} ms")
+            for clients, results in ((1, one), (4, four)):
+                p50, p99, rate = results["web app"]
                 print(
                     f"  HTTP, {clients} client(s)  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
                     f"p50 = {p50 / local_p50:4.2f}x in-process (target <= 1.25), p99 = {p99 / p50:4.2f}x p50 "
-                    f"(target <= 2), {len(photos) / elapsed:5.1f} req/s"
+                    f"(target <= 2), {rate:5.1f} req/s"
                 )
 
             master = psutil.Process(web.pid)
@@ -155,8 +228,18 @@ def main() -> None:
             print(
                 f"  all gunicorn processes   RSS {total_rss / 2**20:6.0f} MiB = {total_rss / floor:4.2f}x floor (target <= 1.3)"
             )
+            if pyfunc is not None:
+                print("\nagainst `mlflow models serve` of the same classifier as an image-to-class pyfunc, 1 worker:")
+                for clients, results in ((1, one), (4, four)):
+                    p50, p99, rate = results["pyfunc"]
+                    _, our_p99, our_rate = results["web app"]
+                    print(
+                        f"  {clients} client(s): pyfunc p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  {rate:5.1f} req/s; "
+                        f"web app throughput {our_rate / rate:4.2f}x (target >= 1.0), "
+                        f"p99 {our_p99 / p99:4.2f}x (target <= 1.0)"
+                    )
         finally:
-            for proc in (web, mlflow):
+            for proc in (pyfunc, web, mlflow):
                 if proc is not None:
                     proc.terminate()
                     proc.wait(timeout=30)

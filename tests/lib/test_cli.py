@@ -68,3 +68,16 @@ def test_seed_fills_an_empty_dataset_once(tmp_path):
     again = fsdl("seed", "--sample", str(SAMPLE_DIR), FSDL_DATA_DIR=str(tmp_path))
     assert "not seeding" in again.stdout
     assert len(list((tmp_path / "raw" / "intel_scenes").rglob("*.jpg"))) == 120
+
+
+def test_compute_pool_names_the_pool_and_a_slot_per_core_for_airflow_pools_set():
+    from fsdl_lib.resources import COMPUTE_POOL, available_cores
+
+    default = fsdl("compute-pool")
+    assert default.returncode == 0, default.stderr
+    name, slots, description = shlex.split(default.stdout)
+    assert (name, int(slots)) == (COMPUTE_POOL, available_cores())
+    assert "one slot per core" in description
+    configured = fsdl("compute-pool", FSDL_COMPUTE_SLOTS="12")
+    assert shlex.split(configured.stdout)[1] == "12"
+    assert fsdl("compute-pool", FSDL_COMPUTE_SLOTS="many").returncode == 2

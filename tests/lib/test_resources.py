@@ -37,3 +37,19 @@ def test_limit_threads_caps_blas_openmp_and_torch_pools():
     assert found["pools"], "threadpoolctl found no thread pool to limit"
     assert set(found["pools"]) == {1}
     assert found["torch"] == 1
+
+
+def test_the_compute_pool_has_a_slot_per_core_unless_configured():
+    from fsdl_lib.resources import available_cores, compute_slots
+
+    assert compute_slots() == available_cores()
+    assert compute_slots(0) == available_cores()
+    assert compute_slots(12) == 12
+
+
+@pytest.mark.parametrize(("slots", "parts", "each"), [(2, 6, 1), (16, 6, 2), (12, 6, 2), (1, 1, 1), (8, 1, 8)])
+def test_a_task_of_several_running_at_once_takes_its_share_of_the_slots(slots, parts, each):
+    from fsdl_lib.resources import share
+
+    assert share(slots, parts) == each
+    assert each * min(parts, slots) <= slots

@@ -191,3 +191,40 @@ def test_unknown_and_expired_predictions(store):
     assert not store.upload_path(prediction, "jpg").exists()
     with pytest.raises(GoneError, match="expired"):
         store.give_feedback(prediction, True, "forest")
+
+
+def test_a_prediction_syncs_nothing_to_disk_and_an_answer_makes_its_upload_durable(store, monkeypatch):
+    """The request path of a prediction does no fsync (most are never answered); the answer syncs
+    its upload (kept for the reviewer) before it counts; a queued sample is synced at once."""
+    import os
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    prediction = predicted(store)
+    assert synced == []
+    store.give_feedback(prediction, False, "mountain")
+    upload = str(store.upload_path(prediction, "jpg"))
+    assert synced[:2] == [upload, str(store.uploads)]
+
+    synced.clear()
+    store.record_prediction(
+        "c" * 32, PHOTO, "jpg", model_name="m", model_version="3", label="forest",
+        probabilities=PROBABILITIES, latency_ms=1.0, sampled=True,
+    )  # fmt: skip
+    assert any("c" * 32 in path for path in synced), synced  # its temporary name, before the rename
+    assert str(store.uploads) in synced  # then the rename
+
+
+def test_an_answer_whose_upload_was_lost_in_a_crash_asks_to_classify_again(store):
+    prediction = predicted(store)
+    store.upload_path(prediction, "jpg").unlink()  # what a crash of the machine can leave
+    with pytest.raises(GoneError, match="classify it again"):
+        store.give_feedback(prediction, False, "mountain")
+    (row,) = store.rows()
+    assert row["feedback_label"] is None

@@ -60,6 +60,14 @@ def load_image(source: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXE
     for images larger than ``max_pixels`` (checked from the header, before decoding).
     """
     data, name = read_source(source)
+    return decode_image(data, max_pixels=max_pixels, name=name)[0]
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None
+) -> tuple[Image.Image, str]:
+    """:func:`load_image` of bytes, with the format it found (``"JPEG"`` or ``"PNG"``): one header
+    parse for both (the web app needs the format to keep the upload)."""
     try:
         image_format = detect_format(data)
     except InvalidImageError as exc:
@@ -79,7 +87,7 @@ def load_image(source: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXE
                     )
                 image.load()
                 upright = ImageOps.exif_transpose(image)
-                return upright.convert("RGB")
+                return upright.convert("RGB"), image_format
     except InvalidImageError:
         raise
     except Image.DecompressionBombError as exc:

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from fsdl_lib.classes import SCENE_CLASSES, is_scene_class
 from fsdl_lib.exceptions import InvalidImageError
-from fsdl_lib.images import EXTENSIONS, detect_format, load_image
+from fsdl_lib.images import EXTENSIONS, decode_image
 from fsdl_webapp.errors import ApiError, UnavailableError
 from fsdl_webapp.monitoring import get_metrics
 from fsdl_webapp.services import get_model_service, get_store
@@ -42,8 +42,7 @@ def predict():
         raise ApiError("the uploaded file is empty")
     settings = current_app.config["FSDL_SETTINGS"]
     try:
-        image_format = detect_format(data)
-        image = load_image(data, max_pixels=settings.max_image_pixels)
+        image, image_format = decode_image(data, max_pixels=settings.max_image_pixels)
     except InvalidImageError as exc:
         raise ApiError(f"not a usable image: {exc.reason}") from None
     if service.current is None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from fsdl_lib._atomic import atomic_write_bytes
+from fsdl_lib._atomic import atomic_write_bytes, make_durable
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_webapp.errors import ApiError, ConflictError, GoneError, NotFoundError
 
@@ -136,9 +136,13 @@ class FeedbackStore:
             db.execute("CREATE INDEX IF NOT EXISTS predictions_review ON predictions (review_state, teach)")
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A connection; with ``durable=False`` its commits are not synced to disk (in WAL mode a
+        crash of the machine may lose the last ones, never the database's consistency)."""
         db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
             yield db
         finally:
@@ -165,12 +169,14 @@ class FeedbackStore:
         """Keep the upload and log the prediction (the file first: a row always has its image).
 
         ``sampled`` queues it for review without an answer (a confident prediction drawn at random).
+        Nothing is synced to disk on this, the request path, unless it is queued: most predictions
+        are never answered. An answer makes its upload durable (:meth:`give_feedback`).
         """
         now = time.time()
         path = self.upload_path(prediction_id, ext)
-        atomic_write_bytes(path, image)
+        atomic_write_bytes(path, image, durable=sampled)
         try:
-            with self._connect() as db:
+            with self._connect(durable=sampled) as db:
                 db.execute(
                     "INSERT INTO predictions (id, created_at, expires_at, model_name, model_version, "
                     "predicted_label, probabilities, image_sha256, image_ext, latency_ms, review_state, "
@@ -202,6 +208,10 @@ class FeedbackStore:
             if not correct and label == row["predicted_label"]:
                 raise ApiError(f"correct=false but label {label!r} is what the model predicted")
             teach = 1.0 - json.loads(row["probabilities"]).get(label, 0.0)
+            try:  # the upload is kept for the reviewer: on disk for good before the answer counts
+                make_durable(self.upload_path(prediction_id, row["image_ext"]))
+            except FileNotFoundError:  # lost in a crash of the machine since it was classified
+                raise GoneError(f"the image of prediction {prediction_id} is gone; classify it again") from None
             with self._connect() as db:
                 claimed = db.execute(
                     "UPDATE predictions SET feedback_correct = ?, feedback_label = ?, feedback_at = ?, "

@@ -26,6 +26,36 @@ from fsdl_lib.exceptions import IncompatibleModelError, ModelNotFoundError, Unsa
 log = logging.getLogger(__name__)
 
 
+class InferenceRunner:
+    """Runs inference on one real OS thread when the process serves with gevent.
+
+    A gevent worker is one OS thread: a model running in a greenlet would stop the event loop for
+    the whole inference, so reading the next uploads, decoding them and answering ``/healthz``
+    would wait, and concurrent clients would see the sum of everything. On its own thread (torch
+    and NumPy release the GIL) the model computes while the loop serves the rest; one thread keeps
+    inferences one at a time, each with every core, never competing. Without gevent (tests, the
+    development server) it calls the function directly.
+    """
+
+    def __init__(self) -> None:
+        self._pool: Any = None
+        try:
+            from gevent import monkey
+        except ImportError:  # pragma: no cover - gevent is a dependency of the web app
+            return
+        if monkey.is_module_patched("threading"):
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(1)
+
+    @property
+    def offloaded(self) -> bool:
+        return self._pool is not None
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args) if self._pool is None else self._pool.apply(fn, args)
+
+
 @dataclass(frozen=True)
 class ServedModel:
     model: Any
@@ -79,6 +109,7 @@ class ModelService:
         self.last_error: str | None = None
         self.last_check: float | None = None
         self._refused: str | None = None  # a version that can never be served: not tried again
+        self._inference = InferenceRunner()
 
     @property
     def current(self) -> ServedModel | None:
@@ -164,16 +195,18 @@ class ModelService:
         served = self._current  # one read: the whole request uses the same version
         if served is None:
             raise LookupError("no model is being served")
-        features = self.extractor.extract([image])
         classes = [str(c) for c in served.model.classes_]
-        if hasattr(served.model, "predict_proba"):
-            scores = np.asarray(served.model.predict_proba(features)[0], dtype=float)
-        else:
-            scores = np.array([1.0 if c == str(served.model.predict(features)[0]) else 0.0 for c in classes])
+        scores = self._inference.run(self._scores, served.model, image, classes)
         probabilities = {label: 0.0 for label in SCENE_CLASSES}
         probabilities.update({c: float(p) for c, p in zip(classes, scores, strict=True)})
         label = max(probabilities, key=lambda c: (probabilities[c], -SCENE_CLASSES.index(c)))
         return Prediction(label, probabilities, served)
+
+    def _scores(self, model: Any, image: Image.Image, classes: list[str]) -> np.ndarray:
+        features = self.extractor.extract([image])
+        if hasattr(model, "predict_proba"):
+            return np.asarray(model.predict_proba(features)[0], dtype=float)
+        return np.array([1.0 if c == str(model.predict(features)[0]) else 0.0 for c in classes])
 
     def status(self) -> dict[str, Any]:
         served = self._current
