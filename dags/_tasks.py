@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, task
 
+from fsdl_lib.candidates import TRAINING_CHOICES
 from fsdl_lib.resources import COMPUTE_POOL
 
 SCENES_TRAIN_ASSET = Asset("intel_scenes_train")
@@ -87,9 +88,8 @@ def limit_threads() -> int:
 def compute_slots() -> int:
     """Slots of the compute pool (read when a DAG file is parsed)."""
     from fsdl_lib.config import load_settings
-    from fsdl_lib.resources import compute_slots as slots
 
-    return slots(load_settings().compute_slots)
+    return load_settings().compute_pool_slots
 
 
 @task
@@ -116,7 +116,7 @@ def create_dataset() -> dict[str, Any]:
 
 TRAINING_PARAM = Param(
     "auto",
-    enum=["auto", "full", "refit"],
+    enum=list(TRAINING_CHOICES),
     description=(
         "auto: after new feedback (the training asset), refit only the served version's candidate from its "
         "solution; otherwise every candidate. full: every candidate from scratch. refit: the served candidate only."

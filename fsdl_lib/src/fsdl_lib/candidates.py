@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEED: Final = 42
+TRAINING_CHOICES: Final = ("auto", "full", "refit")
+"""What a scene DAG run may ask for (its ``training`` parameter): ``auto`` refits the served
+candidate after new feedback and trains every candidate otherwise (fsdl_lib.scenes.plan_training)."""
 MAX_ITER: Final = 3000
 """Iteration limit of the logistic regressions (lbfgs needs about 1,500 on 8,000 photos)."""
 

@@ -66,10 +66,9 @@ def _seed(args: argparse.Namespace) -> int:
 
 def _compute_pool(args: argparse.Namespace) -> int:
     from fsdl_lib.config import load_settings
-    from fsdl_lib.resources import COMPUTE_POOL, COMPUTE_POOL_DESCRIPTION, compute_slots
+    from fsdl_lib.resources import COMPUTE_POOL, COMPUTE_POOL_DESCRIPTION
 
-    slots = compute_slots(load_settings().compute_slots)
-    print(shlex.join([COMPUTE_POOL, str(slots), COMPUTE_POOL_DESCRIPTION]))
+    print(shlex.join([COMPUTE_POOL, str(load_settings().compute_pool_slots), COMPUTE_POOL_DESCRIPTION]))
     return 0
 
 

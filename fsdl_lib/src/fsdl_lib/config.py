@@ -182,6 +182,13 @@ class Settings(EnvSettings):
 
     # Where local clients reach each service: its bind address, or loopback when it binds them all.
     @property
+    def compute_pool_slots(self) -> int:
+        """Slots of Airflow's compute pool: FSDL_COMPUTE_SLOTS, or this machine's cores."""
+        from fsdl_lib.resources import compute_slots
+
+        return compute_slots(self.compute_slots)
+
+    @property
     def airflow_url(self) -> str:
         return local_url(self.airflow_bind_host, self.airflow_port)
 

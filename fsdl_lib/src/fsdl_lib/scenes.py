@@ -28,7 +28,7 @@ import numpy as np
 
 from fsdl_lib import tracking
 from fsdl_lib._progress import Heartbeat
-from fsdl_lib.candidates import CANDIDATES, Candidate, build_pipeline, fit, warm_start
+from fsdl_lib.candidates import CANDIDATES, TRAINING_CHOICES, Candidate, build_pipeline, fit, warm_start
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import FileRecord, dataset_version
 from fsdl_lib.exceptions import FsdlError, NoUsableCandidateError
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 
 TRAINING_FULL_GRID: Final = "full_grid"
 TRAINING_REFIT: Final = "refit"
-TRAINING_CHOICES: Final = ("auto", "full", "refit")
-"""What a DAG run may ask for: ``auto`` refits after new feedback and runs the full grid otherwise."""
 TAG_TRAINING_PATH: Final = "training_path"
 TAG_TRAINING_REASON: Final = "training_reason"
 TAG_WARM_START: Final = "warm_start_version"
