@@ -16,10 +16,12 @@ import pytest
 import requests
 
 from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
+from fsdl_lib.drift import Reference
 from fsdl_lib.feature_store import FeatureStore
 from fsdl_lib.features import FeatureExtractor
+from fsdl_lib.scenes import top_probability
 from fsdl_lib.seeding import seed_scenes
-from fsdl_lib.tracking import get_or_create_experiment, log_sklearn_model, register_version
+from fsdl_lib.tracking import get_or_create_experiment, log_drift_reference, log_sklearn_model, register_version
 from fsdl_tools.clients import free_port, wait_for_http
 from fsdl_tools.launcher import stop_process_group
 
@@ -191,6 +193,7 @@ class Registry:
 
     def __init__(self, extractor: FeatureExtractor, root: Path) -> None:
         seed_scenes(SAMPLE_DIR, root)
+        self.root = root
         self.train, _ = FeatureStore(root / "train.npz").update(root / "train", extractor)
         self.backbone_id = extractor.id
         mlflow.set_experiment(experiment_id=get_or_create_experiment("webapp-tests"))
@@ -200,6 +203,8 @@ class Registry:
         fit(model, self.train.features, self.train.labels)
         with mlflow.start_run() as run:
             log_sklearn_model(model, self.train.features[:2])
+            confidence = top_probability(model, self.train.features)
+            log_drift_reference(Reference.build(self.train.features, self.train.labels, confidence))
         tags = {
             "backbone_id": backbone or self.backbone_id,
             "dataset_version": self.train.version,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -141,3 +142,30 @@ def test_review_page_keyboard_bulk_and_relabel(browser, webapp_server, tmp_path)
     assert len(list(feedback.rglob("*.jpg"))) == 4  # everything but the rejected answer
     assert len(list((feedback / "glacier").glob("*.jpg"))) == 1
     context.close()
+
+
+def test_monitoring_page_charts_drift_checks_with_their_threshold(browser, tmp_path, production_model, mlflow_server):
+    import requests
+
+    from tests.conftest import WebappServer
+
+    server = WebappServer(tmp_path, production_model, WEBAPP_DRIFT_INTERVAL_SECONDS="1", WEBAPP_DRIFT_WINDOW="8",
+                          WEBAPP_DRIFT_MIN_WINDOW="8").start()  # fmt: skip
+    try:
+        for photo in sorted(SAMPLE_DIR.glob("*/*.jpg"))[::15]:
+            with photo.open("rb") as f:
+                assert requests.post(f"{server.url}/api/v1/predict", files={"image": f}, timeout=60).ok
+        deadline = time.monotonic() + 60
+        while not requests.get(f"{server.url}/api/v1/drift", timeout=10).json()["checks"]:
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"{server.url}/monitoring")
+        page.wait_for_selector("#drift-chart svg rect")
+        assert page.locator("#drift-chart line.threshold").count() == 1
+        assert page.locator("#classes-chart svg rect").count() >= 6
+        assert "Newest check" in page.inner_text("#drift-status")
+        page.screenshot(path=str(tmp_path / "drift.png"), full_page=True)
+        page.close()
+    finally:
+        server.stop()

@@ -60,7 +60,11 @@ def test_stats_report_accuracy_per_version_and_corrections(client, photo):
         "/api/v1/feedback", json={"prediction_id": corrected["prediction_id"], "correct": False, "label": wrong}
     )
     stats = client.get("/api/v1/stats?bucket_seconds=300").json
-    assert stats["versions"] == [{"model_version": "1", "predictions": 3, "feedback": 2, "correct": 1, "accuracy": 0.5}]
+    (version,) = stats["versions"]
+    assert {k: version[k] for k in ("model_version", "predictions", "feedback", "correct", "accuracy")} == {
+        "model_version": "1", "predictions": 3, "feedback": 2, "correct": 1, "accuracy": 0.5,
+    }  # fmt: skip
+    assert (version["sampled"], version["sampled_accuracy"], version["sampled_accuracy_interval"]) == (0, None, None)
     assert stats["corrections"] == [{"predicted": predicted, "corrected": wrong, "count": 1}]
     assert sum(t["predictions"] for t in stats["timeline"]) == 3
     assert sum(t["feedback"] for t in stats["timeline"]) == 2
@@ -113,3 +117,25 @@ def test_the_review_queue_is_measured_for_the_page_and_prometheus(client, photo)
     queue = client.get("/api/v1/stats").json["review_queue"]
     assert queue["pending"] == 2
     assert queue["oldest_age_seconds"] is not None
+
+
+def test_randomly_sampled_reviews_give_an_accuracy_with_its_interval(tmp_path, extractor, production_model, registry):
+    from tests.webapp.conftest import make_app
+    from tests.webapp.test_api import predict, review
+
+    app = make_app(tmp_path, extractor, production_model, review_sample_rate=1.0)
+    client = app.test_client()
+    photos = sorted((registry.root / "test").glob("*/*.jpg"))[:6]
+    bodies = [predict(client, p.read_bytes()) for p in photos]
+    wrong = next(c for c in ("sea", "street") if c != bodies[0]["label"])
+    # The reviewer confirms four, corrects one and rejects one (an unusable image: not counted).
+    decisions = [{"prediction_id": b["prediction_id"], "action": "accept"} for b in bodies[1:5]]
+    decisions += [{"prediction_id": bodies[0]["prediction_id"], "action": "relabel", "label": wrong},
+                  {"prediction_id": bodies[5]["prediction_id"], "action": "reject"}]  # fmt: skip
+    assert review(client, decisions).status_code == 200
+    (version,) = client.get("/api/v1/stats").json["versions"]
+    assert (version["sampled"], version["sampled_reviewed"], version["sampled_correct"]) == (6, 5, 4)
+    assert version["sampled_accuracy"] == pytest.approx(0.8)
+    low, high = version["sampled_accuracy_interval"]
+    assert 0.3 < low < 0.8 < high <= 1.0
+    assert version["accuracy"] is None  # nobody answered: the biased estimate has nothing to say

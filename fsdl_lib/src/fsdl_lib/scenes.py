@@ -31,6 +31,7 @@ from fsdl_lib._progress import Heartbeat
 from fsdl_lib.candidates import CANDIDATES, TRAINING_CHOICES, Candidate, build_pipeline, fit, warm_start
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import FileRecord, dataset_version
+from fsdl_lib.drift import Reference
 from fsdl_lib.exceptions import FsdlError, NoUsableCandidateError
 from fsdl_lib.features import BackboneId
 
@@ -349,6 +350,8 @@ def train_candidate(
         mlflow.set_tag("converged", str(first.converged and final.converged).lower())
         mlflow.log_figure(confusion_figure(test.labels, test_pred, f"{name} on test"), "confusion_matrix_test.png")
         tracking.log_sklearn_model(model, test.features[:2])
+        confidence = top_probability(model, test.features)
+        tracking.log_drift_reference(Reference.build(train.features, train.labels, confidence))
     result.update(usable=True, val_f1=val["f1"], test_f1=scores["f1"], test_accuracy=scores["accuracy"])
     log.info(
         "candidate %s: validation F1 %.3f, test F1 %.3f (fits %.1f s + %.1f s, %s)",
@@ -385,6 +388,13 @@ def _pipeline(candidate: Candidate, previous: Any, y: np.ndarray) -> tuple[Pipel
 
 # ---------------------------------------------------------------------------------------------
 # register_best
+
+
+def top_probability(model: Any, features: np.ndarray) -> np.ndarray:
+    """The model's confidence in each answer (1 for a classifier without probabilities)."""
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(features), dtype=float).max(axis=1)
+    return np.ones(len(features))
 
 
 def select_best(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:

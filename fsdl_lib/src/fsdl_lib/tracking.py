@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from fsdl_lib.dataset import FileRecord, dataset_version, manifest_csv
+from fsdl_lib.drift import REFERENCE_ARTIFACT, DriftInputError, Reference
 from fsdl_lib.exceptions import ModelNotFoundError, RegistrationError
 
 if TYPE_CHECKING:
@@ -192,6 +193,37 @@ def log_sklearn_model(model: Any, example: Any) -> str:
             skops_trusted_types=list(TRUSTED_TYPES),
         )
     return str(info.model_uri)
+
+
+def log_drift_reference(reference: Reference) -> None:
+    """Log the drift checks' reference sample with the active run (:data:`REFERENCE_ARTIFACT`)."""
+    import tempfile
+
+    import mlflow
+
+    folder, name = REFERENCE_ARTIFACT.rsplit("/", 1)
+    with tempfile.TemporaryDirectory(prefix="fsdl-reference-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(reference.to_bytes())
+        mlflow.log_artifact(str(path), artifact_path=folder)
+
+
+def load_drift_reference(run_id: str) -> Reference:
+    """The reference sample that run ``run_id`` logged; :class:`DriftInputError` if it has none."""
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="fsdl-reference-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=tmp)
+        except (MlflowException, OSError) as exc:
+            raise DriftInputError(
+                f"run {run_id} has no drift reference ({REFERENCE_ARTIFACT}); versions trained before drift "
+                "monitoring existed have none: retrain to monitor it"
+            ) from exc
+        return Reference.from_bytes(Path(local).read_bytes())
 
 
 def load_sklearn_model(uri: str) -> Any:

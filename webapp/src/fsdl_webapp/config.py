@@ -45,13 +45,29 @@ class WebSettings(EnvSettings):
     review_sample_rate: float = setting(
         "WEBAPP_REVIEW_SAMPLE_RATE",
         0.05,
-        "Share of confident predictions queued for review without an answer, to catch confident mistakes.",
+        "Share of predictions queued for review at random, without an answer: catches confident mistakes and "
+        "gives /monitoring an unbiased accuracy.",
     )
     unsure_below: float = setting(
         "WEBAPP_UNSURE_BELOW", 0.6, "Top probability under which the classify page asks for feedback prominently."
     )
     unsure_margin: float = setting(
         "WEBAPP_UNSURE_MARGIN", 0.15, "Gap between the two top probabilities under which it asks prominently too."
+    )
+    drift_interval_seconds: int = setting(
+        "WEBAPP_DRIFT_INTERVAL_SECONDS",
+        300,
+        "How often the served version's drift is checked, in the background; 0: never.",
+    )
+    drift_window: int = setting("WEBAPP_DRIFT_WINDOW", 200, "Newest predictions of the served version in one check.")
+    drift_min_window: int = setting(
+        "WEBAPP_DRIFT_MIN_WINDOW", 50, "Fewest predictions worth checking (fewer: the check waits)."
+    )
+    drift_alpha: float = setting(
+        "WEBAPP_DRIFT_ALPHA", 0.01, "Significance of the feature test: the share of checks that alarm without drift."
+    )
+    drift_persist_checks: int = setting(
+        "WEBAPP_DRIFT_PERSIST_CHECKS", 3, "Consecutive flagged checks after which drift counts as persistent."
     )
     workers: int = setting("WEBAPP_WORKERS", 1, "gunicorn worker processes (each loads ResNet50).")
     connections: int = setting(

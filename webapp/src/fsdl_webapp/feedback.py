@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+
 from fsdl_lib._atomic import atomic_write_bytes, make_durable
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_webapp.errors import ApiError, ConflictError, GoneError, NotFoundError
@@ -63,6 +65,18 @@ CREATE TABLE IF NOT EXISTS served (
     model_version TEXT NOT NULL,
     alias TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS drift_checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    checked_at REAL NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    window_start REAL NOT NULL,     -- the oldest prediction of the window
+    window_end REAL NOT NULL,       -- the newest
+    n_window INTEGER NOT NULL,
+    p_value REAL NOT NULL,          -- of the MMD test on the features
+    drift INTEGER NOT NULL,         -- p_value < alpha
+    report TEXT NOT NULL            -- the whole fsdl_lib.drift.DriftReport, JSON
+);
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     prediction_id TEXT NOT NULL REFERENCES predictions (id),
@@ -82,6 +96,9 @@ REVIEW_COLUMNS: Final = (
     ("exported_at", "REAL"),  # when the accepted label's file was written
     ("sampled", "INTEGER NOT NULL DEFAULT 0"),  # queued as a random sample of confident predictions
     ("teach", "REAL"),  # how much the item would teach the model: 1 - p(claimed class)
+)
+LATER_COLUMNS: Final = (
+    ("features", "BLOB"),  # the image's backbone features, float16, for the drift checks
 )
 
 
@@ -126,6 +143,9 @@ class FeedbackStore:
             missing = [(name, kind) for name, kind in REVIEW_COLUMNS if name not in present]
             for name, kind in missing:
                 db.execute(f"ALTER TABLE predictions ADD COLUMN {name} {kind}")
+            for name, kind in LATER_COLUMNS:
+                if name not in present:
+                    db.execute(f"ALTER TABLE predictions ADD COLUMN {name} {kind}")
             if missing:
                 # Answers given before reviews existed were trusted and their files written then.
                 db.execute(
@@ -165,10 +185,12 @@ class FeedbackStore:
         probabilities: dict[str, float],
         latency_ms: float,
         sampled: bool = False,
+        features: np.ndarray | None = None,
     ) -> None:
         """Keep the upload and log the prediction (the file first: a row always has its image).
 
-        ``sampled`` queues it for review without an answer (a confident prediction drawn at random).
+        ``sampled`` queues it for review without an answer (a prediction drawn at random). Its
+        ``features`` are kept as float16 (4 KB for ResNet50) for the drift checks.
         Nothing is synced to disk on this, the request path, unless it is queued: most predictions
         are never answered. An answer makes its upload durable (:meth:`give_feedback`).
         """
@@ -180,11 +202,12 @@ class FeedbackStore:
                 db.execute(
                     "INSERT INTO predictions (id, created_at, expires_at, model_name, model_version, "
                     "predicted_label, probabilities, image_sha256, image_ext, latency_ms, review_state, "
-                    "sampled, teach) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "sampled, teach, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         prediction_id, now, now + self.ttl, model_name, model_version, label,
                         json.dumps(probabilities), hashlib.sha256(image).hexdigest(), ext, latency_ms,
                         "pending" if sampled else None, int(sampled), 1.0 - probabilities.get(label, 0.0),
+                        None if features is None else np.asarray(features, dtype=np.float16).tobytes(),
                     ),
                 )  # fmt: skip
         except BaseException:
@@ -450,6 +473,60 @@ class FeedbackStore:
             history.append(item)
         return history
 
+    # -- drift ---------------------------------------------------------------------------------------
+
+    def drift_window(self, model_name: str, model_version: str, limit: int) -> dict[str, Any]:
+        """The newest ``limit`` predictions of a version that kept their features, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT created_at, predicted_label, probabilities, features FROM predictions "
+                "WHERE model_name = ? AND model_version = ? AND features IS NOT NULL "
+                "ORDER BY created_at DESC LIMIT ?",
+                (model_name, model_version, limit),
+            ).fetchall()[::-1]
+        if not rows:
+            return {
+                "created_at": np.zeros(0),
+                "features": np.zeros((0, 0), np.float16),
+                "labels": [],
+                "confidence": np.zeros(0),
+            }
+        return {
+            "created_at": np.array([r["created_at"] for r in rows]),
+            "features": np.stack([np.frombuffer(r["features"], dtype=np.float16) for r in rows]),
+            "labels": [r["predicted_label"] for r in rows],
+            "confidence": np.array([json.loads(r["probabilities"])[r["predicted_label"]] for r in rows]),
+        }
+
+    def record_drift(self, model_name: str, model_version: str, window: dict[str, Any], report: dict[str, Any]) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO drift_checks (checked_at, model_name, model_version, window_start, window_end, "
+                "n_window, p_value, drift, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    time.time(), model_name, model_version, float(window["created_at"][0]),
+                    float(window["created_at"][-1]), report["n_window"], report["p_value"], int(report["drift"]),
+                    json.dumps(report),
+                ),
+            )  # fmt: skip
+
+    def drift_checks(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest checks, oldest first, each with its report."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM drift_checks ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{**dict(row), "drift": bool(row["drift"]), "report": json.loads(row["report"])} for row in rows[::-1]]
+
+    def sampled_accuracy(self) -> dict[str, dict[str, int]]:
+        """Per version, the randomly sampled predictions a reviewer decided, and how many were right."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT model_version, COUNT(*) AS reviewed, SUM(review_label = predicted_label) AS correct, "
+                "(SELECT COUNT(*) FROM predictions q WHERE q.sampled = 1 AND q.model_version = p.model_version) "
+                "AS sampled FROM predictions p WHERE sampled = 1 AND review_state = 'accepted' GROUP BY model_version"
+            ).fetchall()
+        return {r["model_version"]: {"sampled": r["sampled"], "reviewed": r["reviewed"], "correct": r["correct"]}
+                for r in rows}  # fmt: skip
+
     # -- housekeeping ------------------------------------------------------------------------------
 
     def expire(self, now: float | None = None) -> int:
@@ -480,8 +557,10 @@ class FeedbackStore:
         self.expire()
 
     def rows(self) -> list[dict[str, Any]]:
+        """Every prediction, without its features (4 KB each: only the drift checks read them)."""
         with self._connect() as db:
-            return [dict(r) for r in db.execute("SELECT * FROM predictions ORDER BY created_at")]
+            columns = [r["name"] for r in db.execute("PRAGMA table_info(predictions)") if r["name"] != "features"]
+            return [dict(r) for r in db.execute(f"SELECT {', '.join(columns)} FROM predictions ORDER BY created_at")]
 
 
 def decide_many(

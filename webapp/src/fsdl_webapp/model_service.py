@@ -84,6 +84,8 @@ class Prediction:
     label: str
     probabilities: dict[str, float]
     model: ServedModel
+    features: np.ndarray
+    """The image's backbone features, as the model saw them (kept for the drift checks)."""
 
 
 class ModelService:
@@ -196,17 +198,17 @@ class ModelService:
         if served is None:
             raise LookupError("no model is being served")
         classes = [str(c) for c in served.model.classes_]
-        scores = self._inference.run(self._scores, served.model, image, classes)
+        scores, features = self._inference.run(self._scores, served.model, image, classes)
         probabilities = {label: 0.0 for label in SCENE_CLASSES}
         probabilities.update({c: float(p) for c, p in zip(classes, scores, strict=True)})
         label = max(probabilities, key=lambda c: (probabilities[c], -SCENE_CLASSES.index(c)))
-        return Prediction(label, probabilities, served)
+        return Prediction(label, probabilities, served, features[0])
 
-    def _scores(self, model: Any, image: Image.Image, classes: list[str]) -> np.ndarray:
+    def _scores(self, model: Any, image: Image.Image, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
         features = self.extractor.extract([image])
         if hasattr(model, "predict_proba"):
-            return np.asarray(model.predict_proba(features)[0], dtype=float)
-        return np.array([1.0 if c == str(model.predict(features)[0]) else 0.0 for c in classes])
+            return np.asarray(model.predict_proba(features)[0], dtype=float), features
+        return np.array([1.0 if c == str(model.predict(features)[0]) else 0.0 for c in classes]), features
 
     def status(self) -> dict[str, Any]:
         served = self._current

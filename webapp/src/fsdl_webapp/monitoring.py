@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_webapp.services import get_store
+from fsdl_webapp.services import get_drift_monitor, get_store
 
 bp = Blueprint("monitoring", __name__)
 
@@ -54,9 +54,54 @@ class ReviewQueueCollector:
         )
 
 
+class ServingCollector:
+    """Whether a model is served, and the served version's latest drift check, at each scrape."""
+
+    def __init__(self, service: Any, monitor: Any) -> None:
+        self.service = service
+        self.monitor = monitor
+
+    def collect(self) -> Any:
+        served = self.service.current
+        yield GaugeMetricFamily("fsdl_model_served", "1 while a model version is served", value=int(served is not None))
+        if served is None:
+            return
+        status = self.monitor.status(limit=self.monitor.persist_checks)
+        checks = [c for c in status["checks"] if c["model_version"] == served.version]
+        if not checks:
+            return
+        latest, report = checks[-1], checks[-1]["report"]
+        gauges = {
+            "fsdl_drift_p_value": ("p-value of the MMD test of the newest window's features", latest["p_value"]),
+            "fsdl_drift_mmd": ("Unbiased MMD² of the newest window against the training reference", report["mmd"]),
+            "fsdl_drift_detected": ("1 when the newest window's p-value is under the threshold", int(latest["drift"])),
+            "fsdl_drift_persistent": (
+                "1 when the last WEBAPP_DRIFT_PERSIST_CHECKS checks all flagged drift",
+                int(status["persistent"]),
+            ),
+            "fsdl_drift_window_predictions": ("Predictions in the newest checked window", latest["n_window"]),
+            "fsdl_drift_class_p_value": (
+                "p-value of the chi-square test of predicted classes against the training prior",
+                report["classes"]["p_value"],
+            ),
+            "fsdl_drift_class_total_variation": (
+                "Total variation distance of predicted classes from the training prior",
+                report["classes"]["total_variation"],
+            ),
+            "fsdl_drift_confidence_mean": ("Mean top probability in the newest window", report["confidence"]["mean"]),
+            "fsdl_drift_checked_timestamp_seconds": ("When the newest window was checked", latest["checked_at"]),
+        }
+        for name, (documentation, value) in gauges.items():
+            gauge = GaugeMetricFamily(name, documentation, labels=["model_version"])
+            gauge.add_metric([served.version], float(value))
+            yield gauge
+        yield GaugeMetricFamily("fsdl_drift_alpha", "Threshold of the drift p-value", value=self.monitor.alpha)
+
+
 def init_app(app: Any) -> None:
     metrics = Metrics()
     metrics.registry.register(ReviewQueueCollector(app.extensions["fsdl_store"]))
+    metrics.registry.register(ServingCollector(app.extensions["fsdl_model"], app.extensions["fsdl_drift"]))
     app.extensions["fsdl_metrics"] = metrics
 
     @app.after_request
@@ -77,8 +122,26 @@ def metrics() -> Response:
     return Response(generate_latest(get_metrics().registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def summarise(rows: list[dict[str, Any]], now: float, bucket_seconds: int) -> dict[str, Any]:
-    """Predictions and feedback over time, live accuracy per model version, corrections matrix."""
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The 95 % Wilson score interval of a proportion (sensible for small counts and 0 or 1)."""
+    if total == 0:
+        return None
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * ((p * (1 - p) / total + z * z / (4 * total * total)) ** 0.5) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(
+    rows: list[dict[str, Any]], now: float, bucket_seconds: int, sampled: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
+    """Predictions and feedback over time, live accuracy per model version, corrections matrix.
+
+    Two accuracies per version: of the answers users chose to give (biased: people answer more
+    often when the model is wrong, or when asked because it was unsure) and of the predictions
+    drawn at random for review (``sampled``: unbiased, with its 95 % interval, once reviewed).
+    """
+    sampled = sampled or {}
     buckets: dict[int, dict[str, int]] = {}
     versions: dict[str, dict[str, int]] = {}
     corrections = {p: dict.fromkeys(SCENE_CLASSES, 0) for p in SCENE_CLASSES}
@@ -103,6 +166,7 @@ def summarise(rows: list[dict[str, Any]], now: float, bucket_seconds: int) -> di
                 "model_version": version,
                 **counts,
                 "accuracy": counts["correct"] / counts["feedback"] if counts["feedback"] else None,
+                **sampled_estimate(sampled.get(version)),
             }
             for version, counts in sorted(versions.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
         ],
@@ -115,13 +179,31 @@ def summarise(rows: list[dict[str, Any]], now: float, bucket_seconds: int) -> di
     }
 
 
+def sampled_estimate(counts: dict[str, int] | None) -> dict[str, Any]:
+    counts = counts or {"sampled": 0, "reviewed": 0, "correct": 0}
+    interval = wilson_interval(counts["correct"], counts["reviewed"])
+    return {
+        "sampled": counts["sampled"],
+        "sampled_reviewed": counts["reviewed"],
+        "sampled_correct": counts["correct"],
+        "sampled_accuracy": counts["correct"] / counts["reviewed"] if counts["reviewed"] else None,
+        "sampled_accuracy_interval": list(interval) if interval else None,
+    }
+
+
 @bp.get("/api/v1/stats")
 def stats():
     bucket = request.args.get("bucket_seconds", "3600")
     if not bucket.isdigit() or not 60 <= int(bucket) <= 86400 * 7:
         return jsonify(error="bucket_seconds must be a whole number of seconds between 60 and 604800"), 400
     store = get_store()
-    return jsonify({**summarise(store.rows(), time.time(), int(bucket)), "review_queue": store.queue_summary()})
+    summary = summarise(store.rows(), time.time(), int(bucket), store.sampled_accuracy())
+    return jsonify({**summary, "review_queue": store.queue_summary()})
+
+
+@bp.get("/api/v1/drift")
+def drift():
+    return jsonify(get_drift_monitor().status())
 
 
 @bp.get("/monitoring")

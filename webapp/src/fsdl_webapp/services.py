@@ -1,4 +1,5 @@
-"""The process-wide resources behind an ``init_app`` seam: the model service and the feedback store."""
+"""The process-wide resources behind an ``init_app`` seam: the model service, the feedback store and
+the drift monitor."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import Flask, current_app
 
 from fsdl_lib.config import Settings
 from fsdl_webapp.config import WebSettings
+from fsdl_webapp.drift import DriftMonitor
 from fsdl_webapp.feedback import FeedbackStore
 from fsdl_webapp.model_service import ModelService
 
@@ -40,11 +42,14 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         web.poll_seconds,
         on_change=lambda served: store.record_served(served.name, served.version, served.alias, served.loaded_at),
     )
+    monitor = DriftMonitor(service, store, web)
     app.extensions["fsdl_store"] = store
     app.extensions["fsdl_model"] = service
+    app.extensions["fsdl_drift"] = monitor
     if start_polling:
         store.housekeeping()
         service.start(housekeeping=store.housekeeping)
+        monitor.start()
     else:
         service.refresh()
 
@@ -55,3 +60,7 @@ def get_model_service() -> ModelService:
 
 def get_store() -> FeedbackStore:
     return current_app.extensions["fsdl_store"]
+
+
+def get_drift_monitor() -> DriftMonitor:
+    return current_app.extensions["fsdl_drift"]

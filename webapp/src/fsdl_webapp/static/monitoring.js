@@ -1,4 +1,4 @@
-// Charts of the feedback log, drawn as plain SVG (no chart library, works offline).
+// Charts of the feedback log and the drift checks, drawn as plain SVG (no chart library, works offline).
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -46,6 +46,12 @@ function barChart(container, groups, series, options) {
     legend.appendChild(svgElement("text", { x: left + j * 120 + 14, y: height - 7, class: "tick" }, s.name));
   });
   chart.appendChild(legend);
+  if (options.threshold !== undefined) {
+    const y = top + plotHeight * (1 - options.threshold / max);
+    const line = svgElement("line", { x1: left, x2: width - 10, y1: y, y2: y, class: "threshold" });
+    line.appendChild(svgElement("title", {}, `threshold ${options.threshold}`));
+    chart.appendChild(line);
+  }
   container.appendChild(chart);
 }
 
@@ -54,14 +60,64 @@ function timeLabel(epochSeconds, bucketSeconds) {
   return bucketSeconds >= 86400 ? date.toLocaleDateString() : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+function percent(value) {
+  return `${(100 * value).toFixed(0)}%`;
+}
+
 function renderVersions(versions) {
   const body = document.querySelector("#versions-table tbody");
   body.replaceChildren();
   for (const v of versions) {
     const row = body.insertRow();
-    const accuracy = v.accuracy === null ? "–" : `${(100 * v.accuracy).toFixed(0)}%`;
-    for (const cell of [`v${v.model_version}`, v.predictions, v.feedback, accuracy]) row.insertCell().textContent = cell;
+    const answered = v.accuracy === null ? "–" : `${percent(v.accuracy)} (${v.feedback})`;
+    const sampled = v.sampled_accuracy === null
+      ? `– (${v.sampled} drawn, none reviewed)`
+      : `${percent(v.sampled_accuracy)} [${percent(v.sampled_accuracy_interval[0])}–${percent(v.sampled_accuracy_interval[1])}] (${v.sampled_reviewed})`;
+    for (const cell of [`v${v.model_version}`, v.predictions, answered, sampled]) row.insertCell().textContent = cell;
   }
+}
+
+function renderDrift(data) {
+  const threshold = data.settings.alpha;
+  const checks = data.checks;
+  const latest = checks.length ? checks[checks.length - 1] : null;
+  let status = data.status;
+  if (latest) {
+    const when = new Date(latest.checked_at * 1000).toLocaleString();
+    status = `Newest check (${when}, version ${latest.model_version}, ${latest.n_window} predictions): ` +
+      `p = ${latest.p_value.toFixed(3)}, ${latest.drift ? "DRIFT" : "no drift"} at ${threshold}` +
+      (data.persistent ? `; drift in the last ${data.settings.persist_checks} checks.` : ".");
+  }
+  const box = document.getElementById("drift-status");
+  box.textContent = status;
+  box.className = latest && latest.drift ? "mb-2 text-danger fw-semibold" : "mb-2";
+  barChart(
+    document.getElementById("drift-chart"),
+    checks.map((c) => ({ label: new Date(c.checked_at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), values: { "−log10 p": -Math.log10(c.p_value) } })),
+    [{ name: "−log10 p", colour: "#fd7e14" }],
+    // On a log scale: the smallest p-value a check can give is 1/(permutations + 1).
+    { title: "Drift evidence per check", max: Math.log10(latest ? latest.report.permutations + 1 : 1000), format: (v) => v.toFixed(1), threshold: -Math.log10(threshold) }
+  );
+  if (!latest) {
+    document.getElementById("classes-chart").textContent = "No check yet.";
+    document.getElementById("confidence-chart").textContent = "No check yet.";
+    return;
+  }
+  const classes = latest.report.classes, total = latest.n_window;
+  barChart(
+    document.getElementById("classes-chart"),
+    window.FSDL.classes.map((c) => ({ label: c, values: { window: classes.counts[c] / total, training: classes.prior[c] } })),
+    [{ name: "window", colour: "#0d6efd" }, { name: "training", colour: "#adb5bd" }],
+    { title: "Predicted classes against the training prior", max: 1, format: percent }
+  );
+  const confidence = latest.report.confidence;
+  const referenceTotal = Math.max(1, confidence.reference_histogram.reduce((a, b) => a + b, 0));
+  barChart(
+    document.getElementById("confidence-chart"),
+    confidence.histogram.map((n, i) => ({ label: (i / confidence.histogram.length).toFixed(1), values: { window: n / total, "test split": confidence.reference_histogram[i] / referenceTotal } })),
+    [{ name: "window", colour: "#0d6efd" }, { name: "test split", colour: "#adb5bd" }],
+    { title: "Confidence against the test split", max: 1, format: percent }
+  );
 }
 
 function renderCorrections(corrections) {
@@ -122,6 +178,8 @@ async function refresh() {
       { title: "Live accuracy per model version", max: 1, format: (v) => `${Math.round(100 * v)}%` }
     );
     renderQueue(data.review_queue);
+    const drift = await fetch(window.FSDL.driftUrl);
+    if (drift.ok) renderDrift(await drift.json());
     renderVersions(data.versions);
     renderCorrections(data.corrections);
   } catch (error) {

@@ -1,0 +1,132 @@
+"""Drift checks of the served version, in the background, never on a request.
+
+Every ``WEBAPP_DRIFT_INTERVAL_SECONDS`` the monitor takes the newest ``WEBAPP_DRIFT_WINDOW``
+predictions of the served version (their features are in the prediction log), tests them against
+the reference sample logged with the version's training run (:mod:`fsdl_lib.drift`) and appends the
+result to the log's ``drift_checks``; ``/monitoring``, ``/api/v1/drift`` and ``/metrics`` read it
+from there. A window is checked once: with no new prediction since the last check nothing runs.
+The computation runs on an OS thread of its own with one BLAS thread, so a check (about a second)
+leaves the other cores to inference, and the gevent loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from fsdl_lib import tracking
+from fsdl_lib.drift import DriftInputError, Reference, check_window
+from fsdl_webapp.model_service import InferenceRunner
+
+log = logging.getLogger(__name__)
+
+
+class DriftMonitor:
+    def __init__(self, service: Any, store: Any, web: Any) -> None:
+        self.service = service
+        self.store = store
+        self.interval = web.drift_interval_seconds
+        self.window = web.drift_window
+        self.min_window = web.drift_min_window
+        self.alpha = web.drift_alpha
+        self.persist_checks = web.drift_persist_checks
+        self._references: dict[tuple[str, str], Reference | str] = {}
+        self._runner = InferenceRunner()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_status = "waiting for the first check"
+
+    def reference(self, served: Any) -> Reference | str:
+        """The served version's reference sample, or why there is none (looked up once per version)."""
+        key = (served.name, served.version)
+        if key not in self._references:
+            if served.run_id is None:
+                self._references[key] = f"version {served.version} has no training run to compare with"
+            else:
+                try:
+                    self._references[key] = tracking.load_drift_reference(served.run_id)
+                except DriftInputError as exc:
+                    self._references[key] = str(exc)
+                except Exception as exc:  # the registry is down: try again at the next check
+                    log.warning("could not load the drift reference of version %s: %s", served.version, exc)
+                    return "the drift reference could not be loaded (the server log has the details)"
+        return self._references[key]
+
+    def check(self) -> dict[str, Any] | None:
+        """Check the newest window of the served version once; the report, or None (and why, in
+        :attr:`last_status`) when there is nothing to check."""
+        served = self.service.current
+        if served is None:
+            self.last_status = "no model is served"
+            return None
+        reference = self.reference(served)
+        if isinstance(reference, str):
+            self.last_status = reference
+            return None
+        window = self.store.drift_window(served.name, served.version, self.window)
+        count = len(window["labels"])
+        if count < self.min_window:
+            self.last_status = (
+                f"{count} predictions of version {served.version} so far; the check needs {self.min_window}"
+            )
+            return None
+        previous = self.store.drift_checks(limit=1)
+        if previous and (previous[-1]["model_version"], previous[-1]["window_end"]) == (
+            served.version,
+            float(window["created_at"][-1]),
+        ):
+            self.last_status = "no new predictions since the last check"
+            return None
+        report = self._runner.run(self._compute, reference, window).as_dict()
+        self.store.record_drift(served.name, served.version, window, report)
+        self.last_status = f"checked {count} predictions of version {served.version}"
+        log.log(
+            logging.WARNING if report["drift"] else logging.INFO,
+            "drift check of version %s over %d predictions: MMD² %.4g, p = %.4f%s",
+            served.version, count, report["mmd"], report["p_value"], " (DRIFT)" if report["drift"] else "",
+        )  # fmt: skip
+        return report
+
+    def _compute(self, reference: Reference, window: dict[str, Any]) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return check_window(reference, window["features"], window["labels"], window["confidence"], alpha=self.alpha)
+
+    def status(self, limit: int = 200) -> dict[str, Any]:
+        """The recent checks, and whether drift persists (the last ``persist_checks`` all flagged)."""
+        checks = self.store.drift_checks(limit=limit)
+        served = self.service.current
+        latest = [c for c in checks if served is not None and c["model_version"] == served.version]
+        recent = latest[-self.persist_checks :]
+        return {
+            "settings": {
+                "interval_seconds": self.interval,
+                "window": self.window,
+                "min_window": self.min_window,
+                "alpha": self.alpha,
+                "persist_checks": self.persist_checks,
+            },
+            "status": self.last_status,
+            "model_version": served.version if served else None,
+            "persistent": len(recent) == self.persist_checks and all(c["drift"] for c in recent),
+            "checks": checks,
+        }
+
+    def start(self) -> None:
+        if self._thread is not None or self.interval <= 0:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(self.interval):
+                try:
+                    self.check()
+                except Exception:
+                    log.exception("drift check failed")
+
+        self._thread = threading.Thread(target=loop, name="drift-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
