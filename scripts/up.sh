@@ -14,14 +14,21 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 mode=${FSDL_MODE:-embedded}
 procfile="$FSDL_ROOT/Procfile"
 # Where a local client reaches each service (its bind address, or loopback when it binds them all).
-read -r airflow_url mlflow_url webapp_url flower_url < <(python -c '
+read -r airflow_url mlflow_url webapp_url flower_url prometheus_url < <(python -c '
 from fsdl_lib.config import load_settings
 s = load_settings()
-print(s.airflow_url, s.mlflow_url, s.webapp_url, s.flower_url)')
+print(s.airflow_url, s.mlflow_url, s.webapp_url, s.flower_url, s.prometheus_url)')
 urls=("$airflow_url" "$mlflow_url" "$webapp_url")
 if [ "$mode" = distributed ]; then
     procfile="$FSDL_ROOT/Procfile.distributed"
     urls+=("$flower_url")
+fi
+# Every process of the Procfile; Prometheus only where its binary is installed.
+mapfile -t processes < <(sed -n 's/^\([a-z-]*\):.*/\1/p' "$procfile")
+if command -v prometheus >/dev/null; then
+    urls+=("$prometheus_url")
+else
+    mapfile -t processes < <(printf '%s\n' "${processes[@]}" | grep -vx prometheus)
 fi
 
 for url in "${urls[@]}"; do
@@ -65,6 +72,9 @@ with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as ou
     json.dump({user: password}, out)
 os.replace(tmp, path)
 PY
+# Prometheus's configuration: this machine's addresses, the alert rules of monitoring/alerts.yml.
+mkdir -p "$FSDL_STORAGE_DIR/prometheus"
+fsdl prometheus-config --root "$FSDL_ROOT" >"$FSDL_STORAGE_DIR/prometheus/prometheus.yml"
 say "MLflow logins"
 python "$FSDL_ROOT/mlflow/accounts.py" "$(dirname "$MLFLOW_AUTH_CONFIG_PATH")"
 
@@ -86,6 +96,11 @@ MSG
 if [ "$mode" = distributed ]; then
     echo "  Flower       $flower_url   (login $FLOWER_USER; Celery workers and tasks)"
 fi
+if command -v prometheus >/dev/null; then
+    echo "  Prometheus   $prometheus_url   (alerts: monitoring/alerts.yml; bound to $PROMETHEUS_BIND_HOST, no login)"
+else
+    echo "  Prometheus   not installed (apt-get install prometheus): metrics at $webapp_url/metrics, nothing scrapes them"
+fi
 cat <<MSG
   Passwords    $AIRFLOW_HOME/secrets.env (or your .env)
   Logs         below, one colour per process; Airflow task logs in $AIRFLOW_HOME/logs
@@ -94,4 +109,4 @@ cat <<MSG
 
 MSG
 say "Starting the $mode mode from ${procfile##*/}"
-exec honcho start -f "$procfile" --env /dev/null
+exec honcho start -f "$procfile" --env /dev/null "${processes[@]}"

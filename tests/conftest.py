@@ -40,6 +40,7 @@ LAYERS = {
     "compose_live": "compose_live",
     "stack": "stack",
     "platform": "platform",
+    "monitoring": "monitoring",
 }
 
 

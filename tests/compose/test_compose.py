@@ -43,6 +43,8 @@ def compose_argv(name: str) -> list[str]:
     argv = shlex.split(command) if isinstance(command, str) else [str(t) for t in command]
     if service.get("image", "").startswith("fsdl-airflow"):
         argv = ["airflow", *argv]  # the Airflow image's entrypoint runs `airflow <command>`
+    if service.get("image", "").startswith("prom/prometheus"):
+        argv = ["prometheus", *argv]  # the image's entrypoint is the server
     return argv
 
 
@@ -103,6 +105,7 @@ CONTAINER_SETTINGS = {
     "MLFLOW_TRACKING_URI": "http://mlflow:5000",
     "FSDL_POSTGRES_URL": "postgresql+psycopg2://airflow:{POSTGRES_PASSWORD}@postgres/airflow",
     "FSDL_REDIS_URL": "redis://redis:6379/0",
+    "FSDL_STATSD_HOST": "statsd-exporter",
 }
 AIRFLOW_HOME_IN_IMAGE = Path("/opt/airflow")
 

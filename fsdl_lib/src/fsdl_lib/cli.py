@@ -72,6 +72,16 @@ def _compute_pool(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prometheus_config(args: argparse.Namespace) -> int:
+    import json
+
+    from fsdl_lib.services import local_prometheus_config
+
+    # JSON is YAML: Prometheus reads it as its configuration file.
+    print(json.dumps(local_prometheus_config(config.load_settings(), args.root.absolute()), indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         help="print the name, slots and description of Airflow's pool for training threads (for `airflow pools set`)",
     )
     pool.set_defaults(func=_compute_pool)
+
+    prometheus = sub.add_parser(
+        "prometheus-config", help="print Prometheus's configuration for the local modes (targets on this machine)"
+    )
+    prometheus.add_argument("--root", type=Path, default=Path.cwd(), help="the repository (for monitoring/alerts.yml)")
+    prometheus.set_defaults(func=_prometheus_config)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -150,6 +150,15 @@ class Settings(EnvSettings):
     webapp_port: int = setting("WEBAPP_PORT", 8000, "Port of the web app.")
     flower_bind_host: str = setting("FLOWER_BIND_HOST", "127.0.0.1", "Address Flower listens on.")
     flower_port: int = setting("FLOWER_PORT", 5555, "Port of Flower (distributed modes only).")
+    statsd_host: str = setting(
+        "FSDL_STATSD_HOST", "127.0.0.1", "Where Airflow sends its StatsD metrics: the exporter's address (UDP)."
+    )
+    statsd_port: int = setting("FSDL_STATSD_PORT", 9125, "Port of those StatsD datagrams.")
+    statsd_exporter_port: int = setting(
+        "STATSD_EXPORTER_PORT", 9102, "Port of the exporter's /metrics (Airflow's metrics, for Prometheus)."
+    )
+    prometheus_bind_host: str = setting("PROMETHEUS_BIND_HOST", "127.0.0.1", "Address Prometheus listens on.")
+    prometheus_port: int = setting("PROMETHEUS_PORT", 9090, "Port of Prometheus (its UI, API and alerts).")
     postgres_url: str = setting(
         "FSDL_POSTGRES_URL",
         "postgresql+psycopg2://postgres@127.0.0.1:5432/fsdl_airflow",
@@ -203,6 +212,10 @@ class Settings(EnvSettings):
     @property
     def flower_url(self) -> str:
         return local_url(self.flower_bind_host, self.flower_port)
+
+    @property
+    def prometheus_url(self) -> str:
+        return local_url(self.prometheus_bind_host, self.prometheus_port)
 
     # Paths derived from the two roots; one place names each folder.
     @property

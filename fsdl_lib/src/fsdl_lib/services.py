@@ -16,9 +16,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from fsdl_lib.config import Settings
+from fsdl_lib.config import Settings, local_url
 from fsdl_lib.exceptions import ConfigError
 from fsdl_lib.resources import available_cores
 
@@ -86,6 +86,14 @@ def airflow_environment(settings: Settings, mode: str, layout: AirflowLayout) ->
         "AIRFLOW__API__BASE_URL": layout.base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": layout.execution_api_url,
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        # Metrics as StatsD datagrams to monitoring/statsd_exporter.py, which Prometheus scrapes;
+        # DAG and task ids travel as tags (InfluxDB form), not inside the metric names.
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": settings.statsd_host,
+        "AIRFLOW__METRICS__STATSD_PORT": str(settings.statsd_port),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+        "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False",
     }
     if mode == "embedded":
         env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
@@ -154,6 +162,40 @@ def local_environment(
         if environ.get(name):
             env[name] = environ[name]
     return env
+
+
+SCRAPE_INTERVAL: Final = "15s"
+
+
+def prometheus_config(*, prometheus: str, webapp: str, airflow: str, rules: str) -> dict[str, Any]:
+    """Prometheus's configuration: what it scrapes (``host:port`` of each) and the alert rules file.
+
+    ``airflow`` is the StatsD exporter (monitoring/statsd_exporter.py) that Airflow's scheduler,
+    DAG processor, API server and workers send their metrics to.
+    """
+    return {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "rule_files": [rules],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]}
+            for job, target in (("prometheus", prometheus), ("webapp", webapp), ("airflow", airflow))
+        ],
+    }
+
+
+def local_prometheus_config(settings: Settings, root: Path) -> dict[str, Any]:
+    """:func:`prometheus_config` for the local modes: every service on this machine."""
+
+    def target(url: str) -> str:
+        return url.removeprefix("http://")
+
+    exporter = local_url(settings.statsd_host, settings.statsd_exporter_port)
+    return prometheus_config(
+        prometheus=target(settings.prometheus_url),
+        webapp=target(settings.webapp_url),
+        airflow=target(exporter),
+        rules=str(root / "monitoring" / "alerts.yml"),
+    )
 
 
 def _check_mode(mode: str) -> None:

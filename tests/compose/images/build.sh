@@ -108,6 +108,7 @@ python_recipe=$(recipe_hash python.Dockerfile "$debian_recipe")
 build python:3.11-slim-bookworm python.Dockerfile "$python_recipe"
 build redis:7.2-bookworm redis.Dockerfile "$(recipe_hash redis.Dockerfile "$debian_recipe")"
 build postgres:16-bookworm postgres.Dockerfile "$(recipe_hash postgres.Dockerfile postgres-entrypoint.sh "$debian_recipe")"
+build prom/prometheus:v2.53.0 prometheus.Dockerfile "$(recipe_hash prometheus.Dockerfile "$debian_recipe")"
 build apache/airflow:3.3.2-python3.11 airflow.Dockerfile \
     "$(recipe_hash airflow.Dockerfile airflow-entrypoint.sh "$python_recipe")"
 say "stand-in base images ready"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -19,8 +20,11 @@ from typing import Any
 from fsdl_tools.clients import AirflowClient, WebappClient, free_port, local_logins, wait_for_http
 from fsdl_tools.repo import ROOT
 
-PORTS = ("AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT")
-CALLER_VARIABLES = ("FSDL_", "AIRFLOW", "MLFLOW_", "WEBAPP_", "FLOWER_", "TORCH_HOME")
+PORTS = (
+    "AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT", "PROMETHEUS_PORT", "STATSD_EXPORTER_PORT",
+    "FSDL_STATSD_PORT",
+)  # fmt: skip
+CALLER_VARIABLES = ("FSDL_", "AIRFLOW", "MLFLOW_", "WEBAPP_", "FLOWER_", "PROMETHEUS_", "STATSD_", "TORCH_HOME")
 """Prefixes of the caller's variables that would change the platform under test: dropped."""
 
 
@@ -104,6 +108,10 @@ class LocalPlatform:
         return self.url("FLOWER_PORT")
 
     @property
+    def prometheus(self) -> str:
+        return self.url("PROMETHEUS_PORT")
+
+    @property
     def log(self) -> Path:
         return self.workspace / "platform.log"
 
@@ -141,9 +149,11 @@ class LocalPlatform:
         return self.procs[role]
 
     def start_roles(self) -> None:
+        """Every role of the mode's Procfile, Prometheus only where it is installed (as ``up.sh`` does)."""
         name = "Procfile.distributed" if self.mode == "distributed" else "Procfile"
         for role in procfile(ROOT / name):
-            self.start_role(role)
+            if role != "prometheus" or shutil.which("prometheus"):
+                self.start_role(role)
 
     def kill_role(self, role: str) -> None:
         """SIGKILL a role's process group, as a crash would."""
@@ -153,7 +163,12 @@ class LocalPlatform:
     def wait_healthy(self, timeout: float = 240) -> None:
         """Wait until MLflow, Airflow's API server, the web app (and Flower) answer."""
         running = next(iter(self.procs.values()), None)
-        urls = [f"{self.mlflow}/health", f"{self.airflow}/api/v2/monitor/health", f"{self.webapp}/healthz"]
+        urls = [
+            f"{self.mlflow}/health", f"{self.airflow}/api/v2/monitor/health", f"{self.webapp}/healthz",
+            f"{self.url('STATSD_EXPORTER_PORT')}/metrics",
+        ]  # fmt: skip
+        if "prometheus" in self.procs or ("platform" in self.procs and shutil.which("prometheus")):
+            urls.append(f"{self.prometheus}/-/ready")
         if self.mode == "distributed":
             urls.append(f"{self.flower}/healthcheck")
         try:
