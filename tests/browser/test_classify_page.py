@@ -169,3 +169,43 @@ def test_monitoring_page_charts_drift_checks_with_their_threshold(browser, tmp_p
         page.close()
     finally:
         server.stop()
+
+
+def test_a_person_rolls_production_back_from_the_model_page(browser, tmp_path, registry, mlflow_server):
+    import uuid
+
+    import mlflow
+    import requests
+
+    from tests.conftest import WebappServer, mlflow_admin
+
+    name = f"scenes-page-rollback-{uuid.uuid4().hex[:8]}"
+    registry.register(name)
+    server = WebappServer(tmp_path, name).start()
+    try:
+        registry.register(name)  # version 2 becomes production; the server swaps within a second or two
+        deadline = time.monotonic() + 60
+        while requests.get(f"{server.url}/api/v1/model", timeout=10).json()["version"] != "2":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"{server.url}/model")
+        assert page.inner_text("#rollback-target") == "1"
+        page.fill("#rollback-user", "admin")
+        page.fill("#rollback-password", "wrong")
+        page.click("#rollback-button")
+        page.wait_for_selector("#message.alert-danger")
+        assert "MLflow refused this login" in page.inner_text("#message")
+        page.fill("#rollback-password", mlflow_admin()[1])
+        page.click("#rollback-button")
+        page.wait_for_selector("#message.alert-success")
+        assert "Version 1 is production again" in page.inner_text("#message")
+        page.wait_for_load_state("load")
+        page.wait_for_selector("#served-history tbody tr:nth-child(3)")  # the page reloads: 1, 2, then 1 again
+        assert page.locator("#model-details tr").nth(1).inner_text().split() == ["Version", "1"]
+        assert "rolled back from version 2 by admin" in page.locator("#served-history tbody tr").first.inner_text()
+        page.screenshot(path=str(tmp_path / "rollback.png"), full_page=True)
+        page.close()
+        assert mlflow.MlflowClient().get_model_version_by_alias(name, "production").version == "1"
+    finally:
+        server.stop()

@@ -281,6 +281,46 @@ def test_flywheel_turns_through_the_containers(project):
     TIMINGS["feedback to new version served"] = time.monotonic() - feedback_start
 
 
+def prometheus_query(project: ComposeProject, promql: str, timeout: float = 120) -> list[dict[str, Any]]:
+    """The series Prometheus answers for ``promql``, waiting until it has some (scrapes are 15 s apart)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = requests.get(f"{project.url('PROMETHEUS_PORT')}/api/v1/query", params={"query": promql}, timeout=30)
+        response.raise_for_status()
+        if result := response.json()["data"]["result"]:
+            return list(result)
+        assert time.monotonic() < deadline, f"Prometheus has nothing for {promql}\n{project.logs(['prometheus'])}"
+        time.sleep(3)
+
+
+def test_prometheus_scrapes_the_web_app_and_every_airflow_container(project):
+    _, mlflow, webapp = clients(project)
+    up = prometheus_query(project, "up == 1")
+    assert {series["metric"]["job"] for series in up} == {"prometheus", "webapp", "airflow"}
+    # Task ends come from the Celery worker's container, run ends from the scheduler's, through StatsD.
+    tasks = prometheus_query(project, 'airflow_ti_finish_total{dag_id="intel_scenes_parallel", state="success"}')
+    assert {series["metric"]["task_id"] for series in tasks} >= {"create_dataset", "register_best"}
+    assert prometheus_query(project, 'airflow_dagrun_duration_success_seconds_count{dag_id="feedback_sync"} >= 1')
+    assert prometheus_query(project, "rate(airflow_scheduler_heartbeat_total[1m]) > 0")
+    production = mlflow.alias("production")["version"]
+    assert prometheus_query(project, "fsdl_model_served == 1")
+
+    # Enough predictions for a drift check (every 3 s over 10 here): its gauges reach Prometheus.
+    photos = sorted((ROOT / "samples" / "intel_scenes").glob("*/*.jpg"))[::12]
+    for photo in photos:
+        assert webapp.predict(photo_bytes(photo))["model"]["version"] == production
+    (drift,) = prometheus_query(project, f'fsdl_drift_window_predictions{{model_version="{production}"}} == 10')
+    (p_value,) = prometheus_query(project, f'fsdl_drift_p_value{{model_version="{production}"}}')
+    assert 0 < float(p_value["value"][1]) <= 1
+    assert drift["metric"]["job"] == "webapp"
+    rules = requests.get(f"{project.url('PROMETHEUS_PORT')}/api/v1/rules", timeout=30).json()["data"]["groups"]
+    assert {rule["name"] for group in rules for rule in group["rules"]} >= {"ModelInputDrift", "DagRunFailed"}
+    # It has no login, so it can change nothing: its admin and lifecycle APIs are off.
+    prometheus = project.url("PROMETHEUS_PORT")
+    assert "admin APIs disabled" in requests.post(f"{prometheus}/api/v1/admin/tsdb/snapshot", timeout=30).text
+    assert requests.post(f"{prometheus}/-/quit", timeout=30).status_code == 403
+
+
 def test_killed_worker_task_is_retried_and_the_run_succeeds(project):
     airflow, _, _ = clients(project)
     run_id = airflow.trigger("wine_quality")
@@ -335,7 +375,7 @@ def test_report(project, capsys):
     """Print what this run measured (benchmarks/README.md quotes such numbers)."""
     sizes = {
         image: int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout) / 2**30
-        for image in ("fsdl-airflow:3.3.2", "fsdl-webapp:0.1.0", "fsdl-mlflow:3.17.2")
+        for image in ("fsdl-airflow:3.3.2", "fsdl-webapp:0.1.0", "fsdl-mlflow:3.17.2", "fsdl-statsd-exporter:0.1.0")
     }
     assert TIMINGS
     assert MEMORY

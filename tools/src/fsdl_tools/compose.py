@@ -96,7 +96,8 @@ class ComposeProject:
             [sys.executable, "scripts/make_secrets.py", ".env", "--compose"], cwd=self.dir, check=True,
             capture_output=True,
         )  # fmt: skip
-        ports = {name: str(free_port()) for name in ("AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT")}
+        published = ("AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT", "PROMETHEUS_PORT")
+        ports = {name: str(free_port()) for name in published}
         with (self.dir / ".env").open("a") as env:
             env.write("\n# --- the live compose test ---\n")
             env.writelines(f"{k}={v}\n" for k, v in {**ports, **self.settings}.items())

@@ -43,7 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Bootstrap5(app)
 
-    from fsdl_webapp import api, errors, health, monitoring, pages, review, services
+    from fsdl_webapp import api, errors, health, monitoring, pages, review, rollback, services
 
     services.init_app(app, extractor=config.get("EXTRACTOR"), start_polling=config.get("START_POLLING", True))
     monitoring.init_app(app)
@@ -52,5 +52,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(review.bp)
+    app.register_blueprint(rollback.bp)
     errors.init_app(app)
     return app

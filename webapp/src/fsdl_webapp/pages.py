@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, render_template
 
 from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_webapp.rollback import previous_versions
 from fsdl_webapp.services import get_model_service, get_store
 
 bp = Blueprint("pages", __name__)
@@ -38,6 +39,7 @@ def registration(name: str, versions: Iterable[str]) -> dict[str, dict[str, Any]
             "candidate": registered.tags.get("candidate"),
             "val_f1": registered.tags.get("val_f1"),
             "test_f1": registered.tags.get("test_f1"),
+            "decision": registered.tags.get("promotion_decision"),
             "registered_at": registered.creation_timestamp / 1000 if registered.creation_timestamp else None,
         }
     return found
@@ -60,9 +62,11 @@ def index():
 def model():
     service = get_model_service()
     history = get_store().served_history()
+    served = service.current
     return render_template(
         "model.html",
-        served=service.current,
+        served=served,
+        previous=next(iter(previous_versions(served.version)), None) if served else None,
         status=service.status(),
         history=history,
         registered=registration(service.name, (item["model_version"] for item in history)),
