@@ -20,6 +20,9 @@ from fsdl_lib.resources import COMPUTE_POOL
 
 SCENES_TRAIN_ASSET = Asset("intel_scenes_train")
 """Updated by the feedback sync when it merged images; the parallel scene DAG runs on it."""
+SCENES_DRIFT_ASSET = Asset("intel_scenes_drift")
+"""Updated by the drift watch when drift persists (and FSDL_RETRAIN_ON_DRIFT is on); the parallel
+scene DAG runs on it too, with the full grid."""
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,12 @@ def plan_training() -> list[str]:
 
     context = get_current_context()
     run_type = context["dag_run"].run_type  # DagRunType, a str enum: compare its value
+    triggered_by = {getattr(asset, "name", None) for asset in context.get("triggering_asset_events") or {}}
     chosen = plan(
         load_settings(),
         requested=context["params"].get("training", "auto"),
         new_feedback=getattr(run_type, "value", run_type) == "asset_triggered",
+        drifted=SCENES_DRIFT_ASSET.name in triggered_by,
     )
     logging.getLogger(__name__).info("training path %s for %s: %s", chosen.path, chosen.candidates, chosen.reason)
     context["ti"].xcom_push(key="plan", value=chosen.as_dict())

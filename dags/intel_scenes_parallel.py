@@ -4,11 +4,13 @@
 The same pipeline as `intel_scenes_sequential`, with **one mapped task per planned candidate** so
 that executors with several slots (or Celery workers on several hosts) train them at the same time.
 
-It is scheduled on the `intel_scenes_train` asset: whenever the feedback sync merges new images
-into the training split, this DAG **refits the served version's candidate** on the grown training
-set, starting from the served model's solution (minutes, whatever the dataset's size), and registers
-a new `challenger`. Triggered by hand it trains **every candidate** (the `training` parameter
-chooses: `auto`, `full`, `refit`). The tag `training_path` of each run and version says which ran.
+It is scheduled on two assets. Whenever the feedback sync merges new images into the training
+split (`intel_scenes_train`), this DAG **refits the served version's candidate** on the grown
+training set, starting from the served model's solution (minutes, whatever the dataset's size),
+and registers a new `challenger`. When the drift watch finds the served version's inputs drifting
+persistently and `FSDL_RETRAIN_ON_DRIFT` is on (`intel_scenes_drift`), or when triggered by hand, it
+trains **every candidate** on the newest data (the `training` parameter chooses: `auto`, `full`,
+`refit`). The tag `training_path` of each run and version says which ran.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import dag, get_current_context, task
 
 from _tasks import (
+    SCENES_DRIFT_ASSET,
     SCENES_TRAIN_ASSET,
     TRAINING_PARAM,
     compute_slots,
@@ -32,7 +35,7 @@ from fsdl_lib.resources import COMPUTE_POOL, share
 
 
 @dag(
-    schedule=[SCENES_TRAIN_ASSET],
+    schedule=(SCENES_TRAIN_ASSET | SCENES_DRIFT_ASSET),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=["intel-scenes", "training", "mlflow", "flywheel"],

@@ -41,7 +41,9 @@ def bag(airflow_db):
 def test_no_import_errors_and_one_dag_per_file(parsed):
     assert parsed["errors"] == {}
     assert parsed["dags"] == sorted(p.stem for p in DAG_FILES)
-    assert set(parsed["dags"]) == {"feedback_sync", "intel_scenes_parallel", "intel_scenes_sequential", "wine_quality"}
+    assert set(parsed["dags"]) == {
+        "drift_watch", "feedback_sync", "intel_scenes_parallel", "intel_scenes_sequential", "wine_quality",
+    }  # fmt: skip
 
 
 def test_parsing_imports_nothing_heavy_and_is_quick(parsed):
@@ -63,7 +65,7 @@ def test_dag_follows_house_rules(bag, path):
         assert isinstance(task.execution_timeout, timedelta), f"{task.task_id} has no timeout"
 
 
-def test_parallel_dag_maps_planned_candidates_and_runs_on_feedback(bag):
+def test_parallel_dag_maps_planned_candidates_and_runs_on_feedback_or_drift(bag):
     from airflow.sdk import Asset
 
     parallel = bag.get_dag("intel_scenes_parallel")
@@ -75,7 +77,10 @@ def test_parallel_dag_maps_planned_candidates_and_runs_on_feedback(bag):
         assert bag.get_dag(dag_id).params["training"] == "auto"
     sync = bag.get_dag("feedback_sync")
     assert sync.get_task("publish").outlets == [Asset("intel_scenes_train")]
-    assert list(parallel.timetable.asset_condition.objects) == [Asset("intel_scenes_train")]
+    watch = bag.get_dag("drift_watch")
+    assert watch.get_task("publish").outlets == [Asset("intel_scenes_drift")]
+    assets = list(parallel.timetable.asset_condition.objects)
+    assert assets == [Asset("intel_scenes_train"), Asset("intel_scenes_drift")]
 
 
 COMPUTE_TASKS = {

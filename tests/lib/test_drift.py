@@ -147,3 +147,26 @@ def test_statistic_matches_the_textbook_formula():
     yy = sum(k(a, b) for i, a in enumerate(y) for j, b in enumerate(y) if i != j) / (9 * 8)
     xy = sum(k(a, b) for a in x for b in y) / (7 * 9)
     assert result.statistic == pytest.approx(xx + yy - 2 * xy, rel=1e-9)
+
+
+def status(*flags: bool, persistent: bool, version: str = "4") -> dict:
+    checks = [{"model_version": version, "p_value": 0.002 if f else 0.4, "n_window": 200, "drift": f} for f in flags]
+    return {"model_version": version, "persistent": persistent, "status": "checked",
+            "settings": {"alpha": 0.01, "persist_checks": 3}, "checks": checks}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("given", "enabled", "retrain", "reason"),
+    [
+        (status(True, True, True, persistent=True), True, True, "drift persists for version 4 (p = 0.0020, 0.0020"),
+        (status(True, True, True, persistent=True), False, False, "FSDL_RETRAIN_ON_DRIFT is off"),
+        (status(False, True, persistent=False), True, False, "the newest check of version 4 has p"),
+        (status(persistent=False), True, False, "no drift check of the served version yet"),
+    ],
+    ids=["persistent", "persistent-but-off", "one-flag-only", "no-check"],
+)
+def test_only_persistent_drift_retrains_and_only_when_enabled(given, enabled, retrain, reason):
+    decision = drift.retrain_decision(given, enabled=enabled)
+    assert decision.retrain is retrain
+    assert reason in decision.reason
+    assert decision.model_version == "4"

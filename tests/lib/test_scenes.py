@@ -183,6 +183,19 @@ def test_new_feedback_refits_the_served_candidate_from_its_solution(mlflow_serve
     assert plan_training(scenes_settings, requested="full", new_feedback=True).path == "full_grid"
     plan = plan_training(scenes_settings, new_feedback=True)
     assert (plan.path, plan.candidates, plan.warm_start) == ("refit", ("logreg_c2",), served)
+    drifted = plan_training(scenes_settings, new_feedback=True, drifted=True)
+    assert drifted.path == "full_grid"
+    assert "drifted" in drifted.reason
+    assert plan_training(scenes_settings, requested="refit", drifted=True).path == "refit"  # asked for: done
+
+    # Every training run keeps its drift reference: a sample of its training features, its test confidences.
+    from fsdl_lib.tracking import load_drift_reference
+
+    reference = load_drift_reference(first["run_id"])
+    assert reference.features.shape == (len(info.load("train")), info.load("train").features.shape[1])
+    assert reference.class_counts.sum() == len(info.load("train"))
+    assert len(reference.confidence) == len(info.load("test"))
+    assert ((reference.confidence > 0) & (reference.confidence <= 1)).all()
 
     refit = train_candidate(
         "logreg_c2", info, experiment, settings=scenes_settings, task_key="t/2", dag_run_id="b", plan=plan

@@ -150,6 +150,14 @@ class Settings(EnvSettings):
     webapp_port: int = setting("WEBAPP_PORT", 8000, "Port of the web app.")
     flower_bind_host: str = setting("FLOWER_BIND_HOST", "127.0.0.1", "Address Flower listens on.")
     flower_port: int = setting("FLOWER_PORT", 5555, "Port of Flower (distributed modes only).")
+    webapp_api_url: str = setting(
+        "FSDL_WEBAPP_URL", "", "Where Airflow's tasks reach the web app's API; empty: its local address (WEBAPP_PORT)."
+    )
+    retrain_on_drift: bool = setting(
+        "FSDL_RETRAIN_ON_DRIFT",
+        False,
+        "When drift persists, let the drift watch DAG start a full retraining (asset intel_scenes_drift).",
+    )
     statsd_host: str = setting(
         "FSDL_STATSD_HOST", "127.0.0.1", "Where Airflow sends its StatsD metrics: the exporter's address (UDP)."
     )
@@ -188,6 +196,8 @@ class Settings(EnvSettings):
     def __post_init__(self) -> None:
         if not self.mlflow_tracking_uri:
             object.__setattr__(self, "mlflow_tracking_uri", self.mlflow_url)
+        if not self.webapp_api_url:
+            object.__setattr__(self, "webapp_api_url", self.webapp_url)
 
     # Where local clients reach each service: its bind address, or loopback when it binds them all.
     @property

@@ -237,3 +237,38 @@ def check_window(
         classes=class_shift(predicted, reference.class_counts),
         confidence=confidence_shift(confidence, reference.confidence),
     )
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    retrain: bool
+    reason: str
+    model_version: str | None = None
+
+
+def retrain_decision(status: dict[str, Any], *, enabled: bool) -> RetrainDecision:
+    """Whether the web app's drift status (``/api/v1/drift``) calls for a full retraining.
+
+    Only persistent drift does (the last ``persist_checks`` checks of the served version all flagged
+    it: one check alone is a false alarm in a share ``alpha`` of windows), and only when enabled.
+    """
+    version = status.get("model_version")
+    settings = status.get("settings", {})
+    mine = [c for c in status.get("checks", []) if c.get("model_version") == version]
+    if not status.get("persistent"):
+        if not mine:
+            return RetrainDecision(False, f"no drift check of the served version yet ({status.get('status')})", version)
+        latest = mine[-1]
+        return RetrainDecision(
+            False,
+            f"no persistent drift: the newest check of version {version} has p = {latest['p_value']:.4f} "
+            f"(threshold {settings.get('alpha')}), over {latest['n_window']} predictions",
+            version,
+        )
+    flagged = mine[-int(settings.get("persist_checks", 1)) :]
+    values = ", ".join(f"{c['p_value']:.4f}" for c in flagged)
+    if not enabled:
+        return RetrainDecision(
+            False, f"drift persists for version {version} (p = {values}), but FSDL_RETRAIN_ON_DRIFT is off", version
+        )
+    return RetrainDecision(True, f"drift persists for version {version} (p = {values}): retrain", version)

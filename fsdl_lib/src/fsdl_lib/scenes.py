@@ -188,11 +188,14 @@ def full_grid(reason: str) -> TrainingPlan:
     return TrainingPlan(TRAINING_FULL_GRID, tuple(CANDIDATES), reason)
 
 
-def plan_training(settings: Settings, *, requested: str = "auto", new_feedback: bool = False) -> TrainingPlan:
+def plan_training(
+    settings: Settings, *, requested: str = "auto", new_feedback: bool = False, drifted: bool = False
+) -> TrainingPlan:
     """The training path of one DAG run.
 
     ``requested`` is the run's ``training`` parameter (:data:`TRAINING_CHOICES`); ``new_feedback``
-    says the run was started by the feedback sync (the training asset). A refit needs a production
+    says the run was started by the feedback sync (the training asset), ``drifted`` by the drift
+    watch (the drift asset; it wins, with ``auto``: the full grid). A refit needs a production
     version on the current backbone whose candidate still exists; ``auto`` falls back to the full
     grid without one, an explicit ``refit`` fails and says why.
     """
@@ -202,6 +205,9 @@ def plan_training(settings: Settings, *, requested: str = "auto", new_feedback: 
         raise FsdlError(f"training must be one of {', '.join(TRAINING_CHOICES)}, not {requested!r}")
     if requested == "full":
         return full_grid("the full grid was asked for")
+    if requested == "auto" and drifted:
+        # A refit keeps the served scaler and PCA, fitted to inputs that no longer look like today's.
+        return full_grid("the served version's inputs drifted (the drift asset): every candidate on the newest data")
     if requested == "auto" and not new_feedback:
         return full_grid("not started by new feedback (started by hand or on a schedule)")
     name = settings.scenes_model_name

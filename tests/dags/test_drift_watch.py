@@ -1,0 +1,89 @@
+"""The drift watch DAG against a real web app: it reads the drift checks, and updates the drift asset
+only when drift persists and retraining on drift is on. The decision, case by case: tests/lib/test_drift.py."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+import requests
+
+from tests.dags.conftest import load_dag
+from tests.webapp.test_drift import dusk
+
+pytestmark = pytest.mark.slow
+
+
+def drift_events() -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = (
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == "intel_scenes_drift")
+        )
+        return [dict(extra) for extra in session.scalars(query)]
+
+
+def states(run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def test_persistent_drift_updates_the_asset_only_when_enabled(
+    airflow_db, tmp_path, monkeypatch, production_model, mlflow_server, registry
+):
+    from tests.conftest import WebappServer
+
+    held_out = [p.read_bytes() for p in sorted((registry.root / "test").glob("*/*.jpg"))]
+    window = str(len(held_out))
+    server = WebappServer(tmp_path, production_model, WEBAPP_DRIFT_INTERVAL_SECONDS="1", WEBAPP_DRIFT_WINDOW=window,
+                          WEBAPP_DRIFT_MIN_WINDOW=window, WEBAPP_DRIFT_PERSIST_CHECKS="1").start()  # fmt: skip
+    monkeypatch.setenv("FSDL_WEBAPP_URL", server.url)
+    monkeypatch.setenv("FSDL_RETRAIN_ON_DRIFT", "1")
+    dag = load_dag("drift_watch")
+    before = len(drift_events())
+    try:
+        idle = dag.test()
+        assert states(idle) == {"check_drift": "success", "publish": "skipped"}  # no check yet
+
+        for photo in held_out:  # the same scenes in poor light
+            image = {"image": io.BytesIO(dusk(photo))}
+            assert requests.post(f"{server.url}/api/v1/predict", files=image, timeout=60).ok
+        deadline = time.monotonic() + 60
+        while not requests.get(f"{server.url}/api/v1/drift", timeout=10).json()["persistent"]:
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.5)
+
+        run = dag.test()
+        assert states(run) == {"check_drift": "success", "publish": "success"}
+        events = drift_events()
+        assert len(events) == before + 1
+        assert events[-1]["retrain"] is True
+        assert events[-1]["model_version"] == "1"
+        assert "drift persists for version 1" in events[-1]["reason"]
+
+        monkeypatch.setenv("FSDL_RETRAIN_ON_DRIFT", "0")
+        off = dag.test()
+        assert states(off) == {"check_drift": "success", "publish": "skipped"}
+        assert len(drift_events()) == before + 1
+    finally:
+        server.stop()
+
+
+def test_an_unreachable_web_app_fails_the_task_saying_where(airflow_db, monkeypatch, capsys, caplog):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("FSDL_WEBAPP_URL", f"http://127.0.0.1:{free_port()}")
+    dag = load_dag("drift_watch")
+    for task in dag.tasks:
+        task.retries = 0
+    run = dag.test()
+    assert states(run)["check_drift"] == "failed"
+    assert run.state == "failed"
+    said = capsys.readouterr().out + capsys.readouterr().err + caplog.text
+    assert "cannot read the drift checks at http://127.0.0.1:" in said
+    assert "is the web app running?" in said
