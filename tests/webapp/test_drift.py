@@ -87,3 +87,15 @@ def test_a_version_without_reference_says_why(tmp_path, extractor, registry, mlf
     app = make_app(tmp_path, extractor, name)
     assert app.extensions["fsdl_drift"].check() is None
     assert "has no drift reference" in app.test_client().get("/api/v1/drift").json["status"]
+
+
+def test_only_the_newest_features_are_kept(tmp_path, extractor, production_model, held_out):
+    app = make_app(tmp_path, extractor, production_model)
+    client, store = app.test_client(), app.extensions["fsdl_store"]
+    predict_all(client, held_out[:12])
+    assert store.prune_features(keep=5) == 7
+    assert store.prune_features(keep=5) == 0
+    window = store.drift_window(app.extensions["fsdl_model"].current.name, "1", limit=100)
+    assert len(window["labels"]) == 5
+    assert window["features"].shape == (5, 2048)
+    assert len(store.rows()) == 12  # the predictions themselves stay

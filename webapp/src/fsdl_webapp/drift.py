@@ -5,6 +5,7 @@ predictions of the served version (their features are in the prediction log), te
 the reference sample logged with the version's training run (:mod:`fsdl_lib.drift`) and appends the
 result to the log's ``drift_checks``; ``/monitoring``, ``/api/v1/drift`` and ``/metrics`` read it
 from there. A window is checked once: with no new prediction since the last check nothing runs.
+Features older than the newest ten windows' worth are dropped from the log after each check.
 The computation runs on an OS thread of its own with one BLAS thread, so a check (about a second)
 leaves the other cores to inference, and the gevent loop keeps serving.
 """
@@ -20,6 +21,9 @@ from fsdl_lib.drift import DriftInputError, Reference, check_window
 from fsdl_webapp.model_service import InferenceRunner
 
 log = logging.getLogger(__name__)
+
+FEATURES_KEPT_PER_WINDOW = 10
+"""The log keeps the features of the newest ten windows' worth of predictions (4 KB each), no more."""
 
 
 class DriftMonitor:
@@ -122,6 +126,7 @@ class DriftMonitor:
             while not self._stop.wait(self.interval):
                 try:
                     self.check()
+                    self.store.prune_features(keep=FEATURES_KEPT_PER_WINDOW * self.window)
                 except Exception:
                     log.exception("drift check failed")
 

@@ -510,6 +510,22 @@ class FeedbackStore:
                 ),
             )  # fmt: skip
 
+    def prune_features(self, keep: int) -> int:
+        """Drop the features of all but the newest ``keep`` predictions (4 KB each; only recent
+        windows are checked); return how many were dropped."""
+        with self._connect() as db:
+            newest = db.execute(
+                "SELECT created_at FROM predictions WHERE features IS NOT NULL ORDER BY created_at DESC "
+                "LIMIT 1 OFFSET ?",
+                (max(0, keep - 1),),
+            ).fetchone()
+            if newest is None:
+                return 0
+            return db.execute(
+                "UPDATE predictions SET features = NULL WHERE features IS NOT NULL AND created_at < ?",
+                (newest["created_at"],),
+            ).rowcount
+
     def drift_checks(self, limit: int = 200) -> list[dict[str, Any]]:
         """The newest checks, oldest first, each with its report."""
         with self._connect() as db:
