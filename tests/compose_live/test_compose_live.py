@@ -298,8 +298,9 @@ def test_prometheus_scrapes_the_web_app_and_every_airflow_container(project):
     up = prometheus_query(project, "up == 1")
     assert {series["metric"]["job"] for series in up} == {"prometheus", "webapp", "airflow"}
     # Task ends come from the Celery worker's container, run ends from the scheduler's, through StatsD.
-    tasks = prometheus_query(project, 'airflow_ti_finish_total{dag_id="intel_scenes_parallel", state="success"}')
-    assert {series["metric"]["task_id"] for series in tasks} >= {"create_dataset", "register_best"}
+    for task_id in ("create_dataset", "train_candidate", "register_best"):  # each waits for the next scrape
+        ended = f'airflow_ti_finish_total{{dag_id="intel_scenes_parallel", task_id="{task_id}", state="success"}}'
+        assert float(prometheus_query(project, ended)[0]["value"][1]) >= 1
     assert prometheus_query(project, 'airflow_dagrun_duration_success_seconds_count{dag_id="feedback_sync"} >= 1')
     assert prometheus_query(project, "rate(airflow_scheduler_heartbeat_total[1m]) > 0")
     production = mlflow.alias("production")["version"]

@@ -51,6 +51,10 @@ def test_unshifted_window_passes_and_photos_in_poor_light_are_flagged(tmp_path, 
     assert calm["n_window"] == window
     assert not calm["drift"], calm
     assert monitor.check() is None  # the same window is not checked twice
+    store = app.extensions["fsdl_store"]
+    window_now = store.drift_window(production_model, "1", window)
+    store.record_drift(production_model, "1", window_now, calm)  # a second worker checked it too
+    assert len(store.drift_checks()) == 1
     assert client.get("/api/v1/drift").json["status"] == "no new predictions since the last check"
 
     predict_all(client, [dusk(photo) for photo in held_out])

@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS drift_checks (
     drift INTEGER NOT NULL,         -- p_value < alpha
     report TEXT NOT NULL            -- the whole fsdl_lib.drift.DriftReport, JSON
 );
+-- One check per window, however many workers check it.
+CREATE UNIQUE INDEX IF NOT EXISTS drift_checks_window ON drift_checks (model_name, model_version, window_end);
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     prediction_id TEXT NOT NULL REFERENCES predictions (id),
@@ -501,7 +503,7 @@ class FeedbackStore:
     def record_drift(self, model_name: str, model_version: str, window: dict[str, Any], report: dict[str, Any]) -> None:
         with self._connect() as db:
             db.execute(
-                "INSERT INTO drift_checks (checked_at, model_name, model_version, window_start, window_end, "
+                "INSERT OR IGNORE INTO drift_checks (checked_at, model_name, model_version, window_start, window_end, "
                 "n_window, p_value, drift, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     time.time(), model_name, model_version, float(window["created_at"][0]),
