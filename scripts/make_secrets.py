@@ -28,11 +28,12 @@ SECRETS = {
     "AIRFLOW__CORE__FERNET_KEY": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
     "WEBAPP_SECRET_KEY": token,
     "MLFLOW_FLASK_SERVER_SECRET_KEY": token,
-    # Logins: people use the first four; the services use the MLflow service accounts.
+    # Logins: people use the first five; the services use the MLflow service accounts.
     "AIRFLOW_ADMIN_PASSWORD": lambda: token(18),
     "MLFLOW_AUTH_ADMIN_PASSWORD": lambda: token(18),
     "FLOWER_PASSWORD": lambda: token(18),
     "WEBAPP_REVIEWER_PASSWORD": lambda: token(18),
+    "PROMETHEUS_PASSWORD": lambda: token(18),
     "MLFLOW_PIPELINES_PASSWORD": token,
     "WEBAPP_MLFLOW_PASSWORD": token,
 }
@@ -53,6 +54,7 @@ LOGINS = {  # printed once when generated: (service, user variable, default user
     "MLFLOW_AUTH_ADMIN_PASSWORD": ("MLflow", "MLFLOW_AUTH_ADMIN_USERNAME", "admin"),
     "FLOWER_PASSWORD": ("Flower", "FLOWER_USER", "admin"),
     "WEBAPP_REVIEWER_PASSWORD": ("Review", "WEBAPP_REVIEWER_USER", "reviewer"),
+    "PROMETHEUS_PASSWORD": ("Prometheus", "PROMETHEUS_USER", "admin"),
 }
 
 

@@ -75,6 +75,8 @@ PY
 # Prometheus's configuration: this machine's addresses, the alert rules of monitoring/alerts.yml.
 mkdir -p "$FSDL_STORAGE_DIR/prometheus"
 fsdl prometheus-config --root "$FSDL_ROOT" >"$FSDL_STORAGE_DIR/prometheus/prometheus.yml"
+# Its login: PROMETHEUS_USER with PROMETHEUS_PASSWORD (generated), stored as a bcrypt hash.
+(umask 077 && fsdl prometheus-web-config >"$FSDL_STORAGE_DIR/prometheus/web.yml")
 say "MLflow logins"
 python "$FSDL_ROOT/mlflow/accounts.py" "$(dirname "$MLFLOW_AUTH_CONFIG_PATH")"
 
@@ -97,7 +99,7 @@ if [ "$mode" = distributed ]; then
     echo "  Flower       $flower_url   (login $FLOWER_USER; Celery workers and tasks)"
 fi
 if command -v prometheus >/dev/null; then
-    echo "  Prometheus   $prometheus_url   (alerts: monitoring/alerts.yml; bound to $PROMETHEUS_BIND_HOST, no login)"
+    echo "  Prometheus   $prometheus_url   (login $PROMETHEUS_USER; alerts: monitoring/alerts.yml)"
 else
     echo "  Prometheus   not installed (apt-get install prometheus): metrics at $webapp_url/metrics, nothing scrapes them"
 fi

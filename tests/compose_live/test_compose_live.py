@@ -177,6 +177,10 @@ def test_every_control_surface_asks_for_its_generated_login(project):
     # The web app's account reads but cannot move an alias; the pipelines' account has its own login.
     reader = ("fsdl-webapp", env["WEBAPP_MLFLOW_PASSWORD"])
     assert requests.get(search, auth=reader, timeout=30).ok
+    prometheus = f"{project.url('PROMETHEUS_PORT')}/api/v1/query"
+    assert requests.get(prometheus, params={"query": "up"}, timeout=30).status_code == 401
+    assert requests.get(prometheus, params={"query": "up"}, auth=("admin", "admin"), timeout=30).status_code == 401
+    assert requests.get(prometheus, params={"query": "up"}, auth=("admin", env["PROMETHEUS_PASSWORD"]), timeout=30).ok
     flower = project.url("FLOWER_PORT")
     assert requests.get(f"{flower}/api/workers", timeout=30).status_code == 401
     assert requests.get(f"{flower}/", timeout=30).status_code == 401
@@ -188,7 +192,8 @@ def test_every_control_surface_asks_for_its_generated_login(project):
 
     # Compose refuses to start without any one of the secrets, rather than falling back to a default.
     text = (project.dir / ".env").read_text()
-    for name in ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "FLOWER_PASSWORD"):
+    for name in ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "FLOWER_PASSWORD",
+                 "PROMETHEUS_PASSWORD"):  # fmt: skip
         without = "\n".join(line for line in text.splitlines() if not line.startswith(f"{name}="))
         (project.dir / "without.env").write_text(without + "\n")
         refused = project.compose("--env-file", "without.env", "config", "--quiet", check=False)
@@ -284,8 +289,11 @@ def test_flywheel_turns_through_the_containers(project):
 def prometheus_query(project: ComposeProject, promql: str, timeout: float = 120) -> list[dict[str, Any]]:
     """The series Prometheus answers for ``promql``, waiting until it has some (scrapes are 15 s apart)."""
     deadline = time.monotonic() + timeout
+    login = ("admin", project.env["PROMETHEUS_PASSWORD"])
     while True:
-        response = requests.get(f"{project.url('PROMETHEUS_PORT')}/api/v1/query", params={"query": promql}, timeout=30)
+        response = requests.get(
+            f"{project.url('PROMETHEUS_PORT')}/api/v1/query", params={"query": promql}, auth=login, timeout=30
+        )
         response.raise_for_status()
         if result := response.json()["data"]["result"]:
             return list(result)
@@ -296,7 +304,7 @@ def prometheus_query(project: ComposeProject, promql: str, timeout: float = 120)
 def test_prometheus_scrapes_the_web_app_and_every_airflow_container(project):
     _, mlflow, webapp = clients(project)
     up = prometheus_query(project, "up == 1")
-    assert {series["metric"]["job"] for series in up} == {"prometheus", "webapp", "airflow"}
+    assert {series["metric"]["job"] for series in up} == {"webapp", "airflow"}
     # Task ends come from the Celery worker's container, run ends from the scheduler's, through StatsD.
     for task_id in ("create_dataset", "train_candidate", "register_best"):  # each waits for the next scrape
         ended = f'airflow_ti_finish_total{{dag_id="intel_scenes_parallel", task_id="{task_id}", state="success"}}'
@@ -314,12 +322,13 @@ def test_prometheus_scrapes_the_web_app_and_every_airflow_container(project):
     (p_value,) = prometheus_query(project, f'fsdl_drift_p_value{{model_version="{production}"}}')
     assert 0 < float(p_value["value"][1]) <= 1
     assert drift["metric"]["job"] == "webapp"
-    rules = requests.get(f"{project.url('PROMETHEUS_PORT')}/api/v1/rules", timeout=30).json()["data"]["groups"]
+    prometheus, login = project.url("PROMETHEUS_PORT"), ("admin", project.env["PROMETHEUS_PASSWORD"])
+    rules = requests.get(f"{prometheus}/api/v1/rules", auth=login, timeout=30).json()["data"]["groups"]
     assert {rule["name"] for group in rules for rule in group["rules"]} >= {"ModelInputDrift", "DagRunFailed"}
-    # It has no login, so it can change nothing: its admin and lifecycle APIs are off.
-    prometheus = project.url("PROMETHEUS_PORT")
-    assert "admin APIs disabled" in requests.post(f"{prometheus}/api/v1/admin/tsdb/snapshot", timeout=30).text
-    assert requests.post(f"{prometheus}/-/quit", timeout=30).status_code == 403
+    # Logged in, it still can change nothing: its admin and lifecycle APIs are off.
+    snapshot = requests.post(f"{prometheus}/api/v1/admin/tsdb/snapshot", auth=login, timeout=30)
+    assert "admin APIs disabled" in snapshot.text
+    assert requests.post(f"{prometheus}/-/quit", auth=login, timeout=30).status_code == 403
 
 
 def test_killed_worker_task_is_retried_and_the_run_succeeds(project):

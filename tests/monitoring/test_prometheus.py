@@ -63,15 +63,16 @@ def test_a_broken_rule_is_refused():
 
 def test_compose_configuration_is_the_derived_one_and_valid(tmp_path):
     compose = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
-    expected = prometheus_config(
-        prometheus="localhost:9090", webapp="webapp:8000", airflow="statsd-exporter:9102",
-        rules="/etc/prometheus/alerts.yml",
-    )  # fmt: skip
+    rules = "/etc/prometheus/alerts.yml"
+    expected = prometheus_config(webapp="webapp:8000", airflow="statsd-exporter:9102", rules=rules)
     assert compose == expected
     # The compose file mounts both files where the configuration says.
     volumes = COMPOSE["services"]["prometheus"]["volumes"]
     assert "./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
     assert "./monitoring/alerts.yml:/etc/prometheus/alerts.yml:ro" in volumes
+    assert "./storage/prometheus/web.yml:/etc/prometheus/web.yml:ro" in volumes
+    command = COMPOSE["services"]["prometheus"]["command"]
+    assert command[command.index("--web.config.file") + 1] == "/etc/prometheus/web.yml"
     # The webapp and exporter ports are the ones those containers listen on.
     assert "9102" in COMPOSE["services"]["statsd-exporter"]["command"]
     assert COMPOSE["services"]["webapp"]["environment"]["WEBAPP_PORT"] == 8000
@@ -85,7 +86,7 @@ def test_local_configuration_targets_the_configured_ports(tmp_path):
     settings = Settings.from_env({"WEBAPP_PORT": "8100", "PROMETHEUS_PORT": "9190", "STATSD_EXPORTER_PORT": "9202"})
     config = local_prometheus_config(settings, ROOT)
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
-    assert targets == {"prometheus": ["127.0.0.1:9190"], "webapp": ["127.0.0.1:8100"], "airflow": ["127.0.0.1:9202"]}
+    assert targets == {"webapp": ["127.0.0.1:8100"], "airflow": ["127.0.0.1:9202"]}
     out = subprocess.run(
         [str(Path(sys.executable).with_name("fsdl")), "prometheus-config", "--root", str(ROOT)],
         capture_output=True, text=True, check=True, env={"WEBAPP_PORT": "8100"},
@@ -105,3 +106,24 @@ def test_procfiles_run_the_exporter_and_prometheus_on_the_configured_addresses(p
     assert '--statsd-port "$FSDL_STATSD_PORT"' in roles["statsd-exporter"]
     assert '"$FSDL_STORAGE_DIR/prometheus/prometheus.yml"' in roles["prometheus"]
     assert '"$PROMETHEUS_BIND_HOST:$PROMETHEUS_PORT"' in roles["prometheus"]
+    assert '--web.config.file "$FSDL_STORAGE_DIR/prometheus/web.yml"' in roles["prometheus"]
+
+
+def test_web_configuration_holds_a_bcrypt_hash_of_the_generated_password(tmp_path):
+    import bcrypt
+
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("fsdl")), "prometheus-web-config"],
+        capture_output=True, text=True, check=True, env={"PROMETHEUS_PASSWORD": "s3cret-for-the-test"},
+    )  # fmt: skip
+    assert "s3cret-for-the-test" not in out.stdout
+    users = yaml.safe_load(out.stdout)["basic_auth_users"]
+    assert bcrypt.checkpw(b"s3cret-for-the-test", users["admin"].encode())
+    (tmp_path / "web.yml").write_text(out.stdout)
+    result = promtool("check", "web-config", str(tmp_path / "web.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    refused = subprocess.run(
+        [str(Path(sys.executable).with_name("fsdl")), "prometheus-web-config"], capture_output=True, text=True, env={}
+    )
+    assert refused.returncode == 2
+    assert "PROMETHEUS_PASSWORD" in refused.stderr

@@ -8,7 +8,10 @@ import requests
 
 
 def query(stack, promql: str) -> list[dict]:
-    body = requests.get(f"{stack.prometheus}/api/v1/query", params={"query": promql}, timeout=10).json()
+    response = requests.get(
+        f"{stack.prometheus}/api/v1/query", params={"query": promql}, auth=stack.prometheus_auth, timeout=10
+    )
+    body = response.json()
     assert body["status"] == "success", body
     return body["data"]["result"]
 
@@ -31,5 +34,6 @@ def test_prometheus_scrapes_the_web_app_and_the_celery_workers_task_metrics(stac
     assert {series["metric"]["state"] for series in finished} == {"success"}
     assert float(wait_for(stack, "airflow_scheduler_heartbeat_total")[0]["value"][1]) > 0
     assert query(stack, "fsdl_model_served")[0]["value"][1] in ("0", "1")
-    rules = requests.get(f"{stack.prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    rules = requests.get(f"{stack.prometheus}/api/v1/rules", auth=stack.prometheus_auth, timeout=10).json()
+    rules = rules["data"]["groups"]
     assert {rule["name"] for group in rules for rule in group["rules"]} >= {"ModelInputDrift", "DagRunFailed"}

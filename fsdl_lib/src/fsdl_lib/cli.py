@@ -82,6 +82,15 @@ def _prometheus_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prometheus_web_config(args: argparse.Namespace) -> int:
+    import json
+
+    from fsdl_lib.services import prometheus_web_config
+
+    print(json.dumps(prometheus_web_config(config.load_settings()), indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     prometheus.add_argument("--root", type=Path, default=Path.cwd(), help="the repository (for monitoring/alerts.yml)")
     prometheus.set_defaults(func=_prometheus_config)
+
+    web = sub.add_parser(
+        "prometheus-web-config", help="print Prometheus's web configuration: its login (PROMETHEUS_PASSWORD, hashed)"
+    )
+    web.set_defaults(func=_prometheus_web_config)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -167,6 +167,10 @@ class Settings(EnvSettings):
     )
     prometheus_bind_host: str = setting("PROMETHEUS_BIND_HOST", "127.0.0.1", "Address Prometheus listens on.")
     prometheus_port: int = setting("PROMETHEUS_PORT", 9090, "Port of Prometheus (its UI, API and alerts).")
+    prometheus_user: str = setting("PROMETHEUS_USER", "admin", "Login of Prometheus's UI and API.")
+    prometheus_password: str = setting(
+        "PROMETHEUS_PASSWORD", "", "Password of that login; empty: generated on first start (make secrets)."
+    )
     postgres_url: str = setting(
         "FSDL_POSTGRES_URL",
         "postgresql+psycopg2://postgres@127.0.0.1:5432/fsdl_airflow",

@@ -167,20 +167,32 @@ def local_environment(
 SCRAPE_INTERVAL: Final = "15s"
 
 
-def prometheus_config(*, prometheus: str, webapp: str, airflow: str, rules: str) -> dict[str, Any]:
+def prometheus_config(*, webapp: str, airflow: str, rules: str) -> dict[str, Any]:
     """Prometheus's configuration: what it scrapes (``host:port`` of each) and the alert rules file.
 
     ``airflow`` is the StatsD exporter (monitoring/statsd_exporter.py) that Airflow's scheduler,
-    DAG processor, API server and workers send their metrics to.
+    DAG processor, API server and workers send their metrics to. Prometheus does not scrape itself:
+    its own endpoints need its login, which no configuration file should hold in clear.
     """
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [rules],
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": [target]}]}
-            for job, target in (("prometheus", prometheus), ("webapp", webapp), ("airflow", airflow))
+            for job, target in (("webapp", webapp), ("airflow", airflow))
         ],
     }
+
+
+def prometheus_web_config(settings: Settings) -> dict[str, Any]:
+    """Prometheus's web configuration (``--web.config.file``): its one login, the password as a
+    bcrypt hash, as Prometheus requires."""
+    import bcrypt
+
+    if not settings.prometheus_password:
+        raise ConfigError("PROMETHEUS_PASSWORD", "", "a password (make secrets, or scripts/local-env.sh, makes one)")
+    hashed = bcrypt.hashpw(settings.prometheus_password.encode(), bcrypt.gensalt()).decode()
+    return {"basic_auth_users": {settings.prometheus_user: hashed}}
 
 
 def local_prometheus_config(settings: Settings, root: Path) -> dict[str, Any]:
@@ -191,7 +203,6 @@ def local_prometheus_config(settings: Settings, root: Path) -> dict[str, Any]:
 
     exporter = local_url(settings.statsd_host, settings.statsd_exporter_port)
     return prometheus_config(
-        prometheus=target(settings.prometheus_url),
         webapp=target(settings.webapp_url),
         airflow=target(exporter),
         rules=str(root / "monitoring" / "alerts.yml"),

@@ -21,15 +21,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll ``url`` until it answers 200; fail early, saying so, if ``proc`` exits first."""
+def wait_for_http(
+    url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, auth: tuple[str, str] | None = None
+) -> None:
+    """Poll ``url`` (with the basic-auth login ``auth``) until it answers 200; fail early, saying so,
+    if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
-            response = requests.get(url, timeout=5)
+            response = requests.get(url, timeout=5, auth=auth)
             if response.status_code == 200:
                 return
             last = response.status_code

@@ -112,6 +112,10 @@ class LocalPlatform:
         return self.url("PROMETHEUS_PORT")
 
     @property
+    def prometheus_auth(self) -> tuple[str, str]:
+        return "admin", self.logins["PROMETHEUS_PASSWORD"]
+
+    @property
     def log(self) -> Path:
         return self.workspace / "platform.log"
 
@@ -163,17 +167,18 @@ class LocalPlatform:
     def wait_healthy(self, timeout: float = 240) -> None:
         """Wait until MLflow, Airflow's API server, the web app (and Flower) answer."""
         running = next(iter(self.procs.values()), None)
-        urls = [
-            f"{self.mlflow}/health", f"{self.airflow}/api/v2/monitor/health", f"{self.webapp}/healthz",
-            f"{self.url('STATSD_EXPORTER_PORT')}/metrics",
+        urls: list[tuple[str, tuple[str, str] | None]] = [
+            (f"{self.mlflow}/health", None), (f"{self.airflow}/api/v2/monitor/health", None),
+            (f"{self.webapp}/healthz", None), (f"{self.url('STATSD_EXPORTER_PORT')}/metrics", None),
         ]  # fmt: skip
-        if "prometheus" in self.procs or ("platform" in self.procs and shutil.which("prometheus")):
-            urls.append(f"{self.prometheus}/-/ready")
         if self.mode == "distributed":
-            urls.append(f"{self.flower}/healthcheck")
+            urls.append((f"{self.flower}/healthcheck", None))
         try:
-            for url in urls:
-                wait_for_http(url, timeout, running if len(self.procs) == 1 else None)
+            if "prometheus" in self.procs or ("platform" in self.procs and shutil.which("prometheus")):
+                wait_for_http(f"{self.mlflow}/health", timeout, running if len(self.procs) == 1 else None)
+                urls.append((f"{self.prometheus}/-/ready", self.prometheus_auth))  # its login exists by now
+            for url, auth in urls:
+                wait_for_http(url, timeout, running if len(self.procs) == 1 else None, auth=auth)
         except Exception as exc:
             raise RuntimeError(f"{exc}\n{self.logs()}") from None
 
