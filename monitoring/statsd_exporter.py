@@ -35,6 +35,8 @@ log = logging.getLogger("statsd_exporter")
 TIMER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, math.inf)
 """Seconds: from a scheduler loop to a first extraction over a full dataset."""
 UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+KINDS = {"c": "counter", "g": "gauge", "ms": "timer", "h": "timer", "d": "timer"}
+"""StatsD types, and what each becomes."""
 MAX_DATAGRAM = 65535
 
 
@@ -85,17 +87,16 @@ def parse_line(line: str) -> Sample:
             for tag in filter(None, extra[1:].split(",")):
                 key, _, value = tag.partition(":")
                 labels[metric_name(key)] = value
-    kinds = {"c": "counter", "g": "gauge", "ms": "timer", "h": "timer", "d": "timer"}
-    if kind not in kinds or not name:
+    if kind not in KINDS or not name:
         raise InvalidLineError(f"unsupported type {kind!r} in {line!r}")
-    relative = kinds[kind] == "gauge" and raw_value[:1] in "+-"
+    relative = KINDS[kind] == "gauge" and raw_value[:1] in "+-"
     try:
         value = float(raw_value)
     except ValueError:
         raise InvalidLineError(f"bad value {raw_value!r} in {line!r}") from None
     if not math.isfinite(value):
         raise InvalidLineError(f"value is not finite in {line!r}")
-    return Sample(metric_name(name), kinds[kind], value, tuple(sorted(labels.items())), relative, rate)
+    return Sample(metric_name(name), KINDS[kind], value, tuple(sorted(labels.items())), relative, rate)
 
 
 @dataclass

@@ -70,3 +70,19 @@ def load_dag(dag_id: str):
     bag = dag_bag(ROOT / "dags" / f"{dag_id}.py")
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)
+
+
+def asset_events(name: str) -> list[dict]:
+    """The ``extra`` of every event of the asset ``name``, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = (
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == name)
+            .order_by(AssetEvent.id)
+        )
+        return [dict(extra) for extra in session.scalars(query)]

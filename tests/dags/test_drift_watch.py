@@ -9,24 +9,13 @@ import time
 import pytest
 import requests
 
-from tests.dags.conftest import load_dag
+from tests.dags.conftest import asset_events, load_dag
 from tests.webapp.test_drift import dusk
 
 pytestmark = pytest.mark.slow
 
 
-def drift_events() -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        query = (
-            select(AssetEvent.extra)
-            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(AssetModel.name == "intel_scenes_drift")
-        )
-        return [dict(extra) for extra in session.scalars(query)]
+ASSET = "intel_scenes_drift"
 
 
 def states(run) -> dict[str, str]:
@@ -45,7 +34,7 @@ def test_persistent_drift_updates_the_asset_only_when_enabled(
     monkeypatch.setenv("FSDL_WEBAPP_URL", server.url)
     monkeypatch.setenv("FSDL_RETRAIN_ON_DRIFT", "1")
     dag = load_dag("drift_watch")
-    before = len(drift_events())
+    before = len(asset_events(ASSET))
     try:
         idle = dag.test()
         assert states(idle) == {"check_drift": "success", "publish": "skipped"}  # no check yet
@@ -60,7 +49,7 @@ def test_persistent_drift_updates_the_asset_only_when_enabled(
 
         run = dag.test()
         assert states(run) == {"check_drift": "success", "publish": "success"}
-        events = drift_events()
+        events = asset_events(ASSET)
         assert len(events) == before + 1
         assert events[-1]["retrain"] is True
         assert events[-1]["model_version"] == "1"
@@ -69,7 +58,7 @@ def test_persistent_drift_updates_the_asset_only_when_enabled(
         monkeypatch.setenv("FSDL_RETRAIN_ON_DRIFT", "0")
         off = dag.test()
         assert states(off) == {"check_drift": "success", "publish": "skipped"}
-        assert len(drift_events()) == before + 1
+        assert len(asset_events(ASSET)) == before + 1
     finally:
         server.stop()
 

@@ -3,37 +3,25 @@ The merge itself, case by case: tests/lib/test_merge.py."""
 
 import pytest
 
-from tests.dags.conftest import load_dag
+from tests.dags.conftest import asset_events, load_dag
 
-
-def asset_events():
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        query = (
-            select(AssetEvent.extra)
-            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(AssetModel.name == "intel_scenes_train")
-        )
-        return [dict(extra) for extra in session.scalars(query)]
+ASSET = "intel_scenes_train"
 
 
 @pytest.mark.slow
 def test_dag_updates_the_asset_only_when_it_merged(airflow_db, platform_data, accepted_feedback):
     dag = load_dag("feedback_sync")
-    events_before = asset_events()
+    events_before = asset_events(ASSET)
     accepted_feedback(platform_data, "forest", "forest", 2)
     run = dag.test()
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states == {"merge_feedback": "success", "publish": "success"}
-    events = asset_events()
+    events = asset_events(ASSET)
     assert len(events) == len(events_before) + 1
     assert events[-1]["merged"] == 2
     assert events[-1]["manifest"].endswith(".csv")
 
     idle = dag.test()
     assert {ti.task_id: ti.state for ti in idle.get_task_instances()}["publish"] == "skipped"
-    assert len(asset_events()) == len(events_before) + 1
+    assert len(asset_events(ASSET)) == len(events_before) + 1

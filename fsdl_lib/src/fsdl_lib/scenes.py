@@ -396,11 +396,18 @@ def _pipeline(candidate: Candidate, previous: Any, y: np.ndarray) -> tuple[Pipel
 # register_best
 
 
-def top_probability(model: Any, features: np.ndarray) -> np.ndarray:
-    """The model's confidence in each answer (1 for a classifier without probabilities)."""
+def class_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
+    """Per row, the model's probability of each of its ``classes_`` (one-hot for a classifier
+    without probabilities). Training (its drift reference) and serving read confidences through this one."""
     if hasattr(model, "predict_proba"):
-        return np.asarray(model.predict_proba(features), dtype=float).max(axis=1)
-    return np.ones(len(features))
+        return np.asarray(model.predict_proba(features), dtype=float)
+    predicted = np.asarray(model.predict(features)).astype(str)
+    return (predicted[:, None] == np.asarray(model.classes_).astype(str)[None, :]).astype(float)
+
+
+def top_probability(model: Any, features: np.ndarray) -> np.ndarray:
+    """The model's confidence in each answer."""
+    return class_probabilities(model, features).max(axis=1)
 
 
 def select_best(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:

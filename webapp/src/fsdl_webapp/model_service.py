@@ -22,6 +22,7 @@ from PIL import Image
 from fsdl_lib import tracking
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.exceptions import IncompatibleModelError, ModelNotFoundError, UnsafeModelError
+from fsdl_lib.scenes import class_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -198,17 +199,15 @@ class ModelService:
         if served is None:
             raise LookupError("no model is being served")
         classes = [str(c) for c in served.model.classes_]
-        scores, features = self._inference.run(self._scores, served.model, image, classes)
+        scores, features = self._inference.run(self._scores, served.model, image)
         probabilities = {label: 0.0 for label in SCENE_CLASSES}
         probabilities.update({c: float(p) for c, p in zip(classes, scores, strict=True)})
         label = max(probabilities, key=lambda c: (probabilities[c], -SCENE_CLASSES.index(c)))
         return Prediction(label, probabilities, served, features[0])
 
-    def _scores(self, model: Any, image: Image.Image, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(self, model: Any, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         features = self.extractor.extract([image])
-        if hasattr(model, "predict_proba"):
-            return np.asarray(model.predict_proba(features)[0], dtype=float), features
-        return np.array([1.0 if c == str(model.predict(features)[0]) else 0.0 for c in classes]), features
+        return class_probabilities(model, features)[0], features
 
     def status(self) -> dict[str, Any]:
         served = self._current
