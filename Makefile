@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 $(STAMP): requirements/platform.txt requirements/dev.txt fsdl_lib/pyproject.toml webapp/pyproject.toml tools/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -25,12 +26,20 @@ help: ## Show this help
 venv: $(STAMP) ## Create .venv with every pinned dependency (about 7 GB, a few minutes)
 
 .PHONY: up
-up: venv ## Run the platform locally (Airflow, MLflow, web app) on SQLite; Ctrl-C stops it
+up: venv ## Run the platform locally (Airflow, MLflow, web app) on SQLite; Ctrl-C (or SIGTERM, SIGHUP) stops it
 	@scripts/up.sh
 
 .PHONY: up-distributed
 up-distributed: venv ## Run the same topology as docker compose as processes: Postgres, Redis, Celery, Flower
 	@FSDL_MODE=distributed scripts/up.sh
+
+.PHONY: down
+down: ## Stop a platform of this checkout left running (make up, up-distributed or demo), and only that
+	@$(BIN)/python -m fsdl_tools.processes down
+
+.PHONY: status
+status: ## Say which platforms of this checkout run, where, and their processes
+	@$(BIN)/python -m fsdl_tools.processes status
 
 .PHONY: secrets
 secrets: ## Add the secrets docker compose needs to .env (creating it from .env.example)
@@ -39,16 +48,17 @@ secrets: ## Add the secrets docker compose needs to .env (creating it from .env.
 
 .PHONY: demo
 demo: venv ## One full turn of the data flywheel on the offline sample (own workspace in .demo/), then keep running
-	@$(BIN)/python scripts/demo.py --keep
+	@$(BIN)/python scripts/demo.py --keep $(DEMO_ARGS)
 
 .PHONY: seed
 seed: venv ## Seed data/raw/intel_scenes from the sample photos if it holds no images
 	@$(BIN)/fsdl seed --sample samples/intel_scenes --wine data/raw/wine/winequality-red.csv
 
 .PHONY: test
-test: venv ## Run every test layer (skips count as failures; installs chromium and Docker where it can)
+test: venv ## Run every test layer (skips count as failures; installs what the layers need where it can)
 	@scripts/test-prerequisites.sh
 	@scripts/docker-engine.sh ensure
+	@$(BIN)/python -m fsdl_tools.compose base-images
 	$(BIN)/ruff check .
 	FSDL_NO_SKIPS=1 $(BIN)/pytest $(PYTEST_ARGS)
 
@@ -56,6 +66,7 @@ test: venv ## Run every test layer (skips count as failures; installs chromium a
 test-compose-live: venv ## Build the images and run docker-compose.yml for real, flywheel and faults (Docker engine)
 	@scripts/test-prerequisites.sh
 	@scripts/docker-engine.sh ensure
+	@$(BIN)/python -m fsdl_tools.compose base-images
 	FSDL_NO_SKIPS=1 $(BIN)/pytest tests/compose_live $(PYTEST_ARGS)
 
 .PHONY: test-lib

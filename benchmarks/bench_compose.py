@@ -23,7 +23,7 @@ from pathlib import Path
 from bench_flywheel import photos, prepare_scenes, say, turn_distributed, turnaround
 
 from fsdl_tools.clients import AirflowClient, WebappClient
-from fsdl_tools.compose import ComposeProject, docker
+from fsdl_tools.compose import ComposeProject, docker, offline_settings
 from fsdl_tools.flywheel import Flywheel
 
 IMAGES = ("fsdl-airflow:3.3.2", "fsdl-webapp:0.1.0", "fsdl-mlflow:3.17.2")
@@ -41,9 +41,7 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=90, help="training images (90: the seeded sample)")
     parser.add_argument("--skip-distributed", action="store_true")
     args = parser.parse_args()
-    settings = {"FSDL_OFFLINE_WEIGHTS": "1", "FSDL_BAKE_WEIGHTS": "0", "WEBAPP_MODEL_POLL_SECONDS": "2"}
-    if "TORCH_INDEX_URL" in os.environ:
-        settings["TORCH_INDEX_URL"] = os.environ["TORCH_INDEX_URL"]
+    settings = offline_settings()
     results: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="fsdl-bench-compose-") as tmp_name:
         tmp = Path(tmp_name)

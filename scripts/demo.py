@@ -4,7 +4,8 @@
 Starts the embedded platform (Airflow, MLflow, web app) on free ports with data and state under
 .demo/, trains, promotes, sends five uploads with feedback through the web app, syncs them into the
 training data, lets the asset retrain, promotes the new version and shows it served, then prints
-what happened and where to look. With --keep the platform stays up until Ctrl-C.
+what happened and where to look. With --keep the platform stays up until Ctrl-C. Ctrl-C, SIGTERM or
+a closed terminal (SIGHUP) stops everything it started, at any step.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import argparse
 import os
 import random
 import shutil
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from fsdl_tools.flywheel import Flywheel
 from fsdl_tools.launcher import LocalPlatform
+from fsdl_tools.processes import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,20 +33,34 @@ def describe(version: dict) -> str:
     )
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the demo as Ctrl-C does, through the clean-up that stops the platform."""
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="keep the platform running afterwards, until Ctrl-C")
     parser.add_argument("--image-size", type=int, default=224, help="ResNet50 input size (smaller is faster)")
+    parser.add_argument("--workspace", type=Path, default=ROOT / ".demo", help="its data and state (emptied first)")
     args = parser.parse_args()
+    stop_on_signals()
 
-    workspace = ROOT / ".demo"
+    workspace = args.workspace.resolve()
+    if processes([workspace / "storage"]):
+        sys.exit(f"A demo is still running in {workspace}; stop it first (make down), then run make demo again.")
     shutil.rmtree(workspace, ignore_errors=True)
     platform = LocalPlatform(
         workspace, settings={"FSDL_IMAGE_SIZE": str(args.image_size), "WEBAPP_MODEL_POLL_SECONDS": "2"}
     )
     print(f"Starting the platform in {workspace} (log: {platform.log}) ...", flush=True)
-    platform.start()
     try:
+        platform.start()
         try:
             platform.wait_healthy()
         except RuntimeError as exc:
@@ -80,6 +98,8 @@ Where to look
     except KeyboardInterrupt:
         pass
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # the stop runs to its end
         platform.stop()
 
 

@@ -18,6 +18,10 @@ export FSDL_OFFLINE_WEIGHTS_CHOSEN="${FSDL_OFFLINE_WEIGHTS+yes}"
 settings=$(fsdl env) || return 1  # a bad value stops here, saying which
 eval "$settings"
 unset settings
+# Every process of this platform carries its storage folder: `make down` and `make status` find
+# them by it, in whatever process group or session they run (fsdl_tools/processes.py).
+FSDL_INSTANCE=$(realpath -m "$FSDL_STORAGE_DIR")
+export FSDL_INSTANCE
 
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$FSDL_STORAGE_DIR/airflow}"
 mkdir -p "$AIRFLOW_HOME"

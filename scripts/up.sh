@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the platform as local processes: `make up` (embedded) or `make up-distributed` (FSDL_MODE=distributed).
-# Safe to run again; Ctrl-C stops everything. With --prepare-only it seeds the data, checks the services
+# Safe to run again. Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stops everything it started;
+# `make down` stops a platform of this checkout left running, `make status` says what runs. With --prepare-only it seeds the data, checks the services
 # and migrates the database, then exits (the stack tests start the processes themselves).
 set -euo pipefail
 prepare_only=false
@@ -31,6 +32,13 @@ else
     mapfile -t processes < <(printf '%s\n' "${processes[@]}" | grep -vx prometheus)
 fi
 
+running=$(python -m fsdl_tools.processes status --root "$FSDL_STORAGE_DIR")
+if [[ $running != No\ platform* ]]; then
+    echo "A platform with this storage folder is already running:" >&2
+    echo "$running" >&2
+    echo "Stop it first: make down" >&2
+    exit 1
+fi
 for url in "${urls[@]}"; do
     if python -c "import socket, sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); sys.exit(socket.socket().connect_ex((p.hostname, p.port)) != 0)" "$url"; then
         echo "${url#http://} is already in use: is the platform already running?" >&2
@@ -107,8 +115,8 @@ cat <<MSG
   Passwords    $AIRFLOW_HOME/secrets.env (or your .env)
   Logs         below, one colour per process; Airflow task logs in $AIRFLOW_HOME/logs
 
-  Ctrl-C stops everything.
+  Ctrl-C stops everything (so does closing this terminal); from elsewhere: make down.
 
 MSG
 say "Starting the $mode mode from ${procfile##*/}"
-exec honcho start -f "$procfile" --env /dev/null "${processes[@]}"
+exec python -m fsdl_tools.processes supervise -- honcho start -f "$procfile" --env /dev/null "${processes[@]}"

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from fsdl_tools.compose import ROOT, STANDINS, ComposeProject, missing_base_images
-
-
-def test_settings() -> dict[str, str]:
-    """What the test adds to `.env`: random weights (no download, as in every other layer) and, when the
-    environment sets TORCH_INDEX_URL (even empty: pip's own index), that wheel index for torch."""
-    settings = {"FSDL_OFFLINE_WEIGHTS": "1", "FSDL_BAKE_WEIGHTS": "0", "WEBAPP_MODEL_POLL_SECONDS": "2"}
-    if "TORCH_INDEX_URL" in os.environ:
-        settings["TORCH_INDEX_URL"] = os.environ["TORCH_INDEX_URL"]
-    return settings
+from fsdl_tools.compose import ROOT, ComposeError, ComposeProject, ensure_base_images, offline_settings
 
 
 @pytest.fixture(scope="package")
@@ -28,14 +18,11 @@ def project(tmp_path_factory) -> Iterator[ComposeProject]:
     stale = ComposeProject.remove_stale_test_projects()
     if stale:
         print(f"\nremoved what killed test runs left in the engine: {', '.join(stale)}")
-    missing = missing_base_images()
-    if missing:
-        pytest.fail(
-            f"base images {missing} are neither present nor pullable. Without access to an image registry, "
-            f"build local stand-ins first: {STANDINS}",
-            pytrace=False,
-        )
-    project = ComposeProject(tmp_path_factory.mktemp("compose") / "fsdl", test_settings()).create()
+    try:
+        ensure_base_images()  # make test has done it; a run of this layer alone does it here
+    except ComposeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    project = ComposeProject(tmp_path_factory.mktemp("compose") / "fsdl", offline_settings()).create()
     try:
         yield project
     finally:

@@ -167,7 +167,8 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform, br
         [str(ROOT / "scripts" / "up.sh")], env=platform.env, capture_output=True, text=True, timeout=120
     )
     assert second.returncode == 1
-    assert "already in use" in second.stderr
+    assert "already running" in second.stderr
+    assert "make down" in second.stderr
 
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends
     assert proc.wait(timeout=60) is not None

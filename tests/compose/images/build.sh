@@ -2,8 +2,12 @@
 # Build local stand-ins for the official base images that docker-compose.yml and the project's
 # Dockerfiles start from, for machines that reach package registries but no image registry.
 #
-#   tests/compose/images/build.sh            build what is missing or out of date
-#   tests/compose/images/build.sh --force    rebuild all
+#   tests/compose/images/build.sh                    build what is missing or out of date
+#   tests/compose/images/build.sh --force            rebuild all
+#   tests/compose/images/build.sh IMAGE...           only these (and a stand-in base they need
+#                                                    when it is not present), e.g. redis:7.2-bookworm
+#
+# `make test` runs it by itself for the base images that are neither present nor pullable.
 #
 # They are a test fixture: each is tagged with the official name so the project's own Dockerfiles
 # and compose file build and run unchanged, and each recipe says how it differs from the official
@@ -15,7 +19,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 force=false
-[ "${1:-}" = --force ] && force=true
+[ "${1:-}" = --force ] && { force=true; shift; }
+wanted=("$@")
 export DOCKER_BUILDKIT=1
 # BuildKit through a client that has it built in (Debian's docker.io client does; a newer client
 # without the buildx plugin does not).
@@ -59,8 +64,23 @@ mkdir -p "$context/certs"
 host_certs | xargs -r -I{} cp {} "$context/certs/"
 apt_sources >"$context/debian.sources"
 
-build() {  # build TAG DOCKERFILE RECIPE
+present() { $docker image inspect "$1" >/dev/null 2>&1; }
+# Whether IMAGE is to be built: every image when none is named; else a named one, or the stand-in
+# base of a named one (given as further arguments) that is not present at all.
+wanted() {
+    local image=$1 dependant
+    shift
+    [ ${#wanted[@]} -eq 0 ] && return 0
+    printf '%s\n' "${wanted[@]}" | grep -qxF "$image" && return 0
+    present "$image" && return 1
+    for dependant in "$@"; do wanted "$dependant" && return 0; done
+    return 1
+}
+
+build() {  # build TAG DOCKERFILE RECIPE [IMAGE BUILT ON IT...]
     local tag=$1 dockerfile=$2 recipe=$3
+    shift 3
+    wanted "$tag" "$@" || return 0
     if ! $force && current "$tag" "$recipe"; then
         say "$tag: up to date (stand-in recipe $recipe)"
         return
@@ -74,7 +94,12 @@ build() {  # build TAG DOCKERFILE RECIPE
 # 1. debian:bookworm-slim from the Debian mirror (debootstrap, minbase), trimmed like the official
 #    slim image: no docs, man pages, locales or apt lists.
 debian_recipe=$(recipe_hash build.sh)
-if $force || ! current debian:bookworm-slim "$debian_recipe"; then
+python_image=python:3.11-slim-bookworm
+airflow_image=apache/airflow:3.3.2-python3.11
+debian_dependants=("$python_image" redis:7.2-bookworm postgres:16-bookworm prom/prometheus:v2.53.0 "$airflow_image")
+if ! wanted debian:bookworm-slim "${debian_dependants[@]}"; then
+    say "debian:bookworm-slim: present (not rebuilt)"
+elif $force || ! current debian:bookworm-slim "$debian_recipe"; then
     command -v debootstrap >/dev/null || { echo "debootstrap is missing: apt-get install debootstrap" >&2; exit 1; }
     [ "$(id -u)" = 0 ] || { echo "debootstrap needs root: sudo $0" >&2; exit 1; }
     mirror=$(apt_sources | awk '/^URIs:/ {print $2; exit} /^deb / {print $2; exit}')
@@ -105,10 +130,10 @@ else
 fi
 
 python_recipe=$(recipe_hash python.Dockerfile "$debian_recipe")
-build python:3.11-slim-bookworm python.Dockerfile "$python_recipe"
+build "$python_image" python.Dockerfile "$python_recipe" "$airflow_image"
 build redis:7.2-bookworm redis.Dockerfile "$(recipe_hash redis.Dockerfile "$debian_recipe")"
 build postgres:16-bookworm postgres.Dockerfile "$(recipe_hash postgres.Dockerfile postgres-entrypoint.sh "$debian_recipe")"
 build prom/prometheus:v2.53.0 prometheus.Dockerfile "$(recipe_hash prometheus.Dockerfile "$debian_recipe")"
-build apache/airflow:3.3.2-python3.11 airflow.Dockerfile \
+build "$airflow_image" airflow.Dockerfile \
     "$(recipe_hash airflow.Dockerfile airflow-entrypoint.sh "$python_recipe")"
 say "stand-in base images ready"

@@ -8,10 +8,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
+
+T = TypeVar("T")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,6 +43,27 @@ def wait_for_http(
             last = exc
         time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer 200 within {timeout} s (last: {last})")
+
+
+def wait_until(
+    condition: Callable[[], T],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.5,
+    describe: Callable[[], str] | None = None,
+) -> T:
+    """Call ``condition`` until it returns something true, and return that; after ``timeout``
+    seconds raise :class:`TimeoutError` saying ``what`` did not happen (and ``describe()``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            detail = describe() if describe is not None else ""
+            raise TimeoutError(f"{what} did not happen within {timeout:.0f} s" + (f": {detail}" if detail else ""))
+        time.sleep(interval)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -56,15 +56,92 @@ def docker(*args: str, check: bool = True, timeout: float | None = 120) -> subpr
     return result
 
 
-def missing_base_images() -> list[str]:
+STANDIN_LABEL = "org.fsdl.standin-recipe"
+"""The label tests/compose/images/build.sh puts on each stand-in (the hash of its recipe)."""
+STANDIN_BASE = "debian:bookworm-slim"
+"""What the stand-ins themselves start from (no Dockerfile of the project does)."""
+
+
+def is_standin(image: str) -> bool | None:
+    """Whether a local image is one of our stand-ins; None when it is not present at all."""
+    template = f'{{{{ if .Config.Labels }}}}{{{{ index .Config.Labels "{STANDIN_LABEL}" }}}}{{{{ end }}}}'
+    result = docker("image", "inspect", "-f", template, image, check=False)
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() not in ("", "<no value>")
+
+
+def missing_base_images(pull_timeout: float = 300) -> list[str]:
     """Base images neither present nor pullable; empty when the build can start."""
     missing = []
     for image in sorted(base_images()):
-        if docker("image", "inspect", image, check=False).returncode == 0:
+        if is_standin(image) is not None:
             continue
-        if docker("pull", image, check=False, timeout=900).returncode != 0:
+        if docker("pull", image, check=False, timeout=pull_timeout).returncode != 0:
             missing.append(image)
     return missing
+
+
+def ensure_base_images() -> list[str]:
+    """Make every base image available, as `make test` needs them: an official image that is present
+    or pullable is used as it is; for any other, a local stand-in is built (or, built before, brought
+    up to date) by tests/compose/images/build.sh, as root. Returns the stand-ins it asked for."""
+    standins = [image for image in sorted(base_images() | {STANDIN_BASE}) if is_standin(image)]
+    wanted = sorted(set(standins) | set(missing_base_images()))
+    if not wanted:
+        return []
+    script = ROOT / "tests" / "compose" / "images" / "build.sh"
+    as_root = ROOT / "scripts" / "as-root.sh"
+    command = ["bash", "-c", f'. "{as_root}" && as_root "$@"', "as_root", str(script), *wanted]
+    print(f"Base images from local stand-ins (no registry has them here): {', '.join(wanted)}", flush=True)
+    if subprocess.run(command).returncode != 0:
+        raise ComposeError(
+            f"the stand-ins of {', '.join(wanted)} could not be built (it needs root and a Docker engine); "
+            f"run: {STANDINS} {' '.join(wanted)}"
+        )
+    return wanted
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m fsdl_tools.compose", description=__doc__)
+    parser.add_argument("command", choices=["base-images"], help="base-images: what `make test` runs first")
+    parser.parse_args(argv)
+    try:
+        ensure_base_images()
+    except ComposeError as exc:
+        sys.exit(str(exc))
+
+
+def torch_index_url(timeout: float = 15) -> str | None:
+    """The wheel index the image builds should take torch from: TORCH_INDEX_URL when the environment
+    sets it (even empty), else the Dockerfiles' default (PyTorch's CPU wheels) when it answers, else
+    "" (pip's own index). None leaves the Dockerfiles' default in place."""
+    import os
+    import urllib.request
+
+    if "TORCH_INDEX_URL" in os.environ:
+        return os.environ["TORCH_INDEX_URL"]
+    found = re.search(r"^ARG TORCH_INDEX_URL=(\S+)", (ROOT / "webapp" / "Dockerfile").read_text(), re.MULTILINE)
+    if found is None:
+        return None
+    try:
+        with urllib.request.urlopen(f"{found.group(1).rstrip('/')}/torch/", timeout=timeout):
+            return None
+    except OSError as exc:
+        print(f"PyTorch's CPU wheel index does not answer ({exc}); the images take torch from pip's own index")
+        return ""
+
+
+def offline_settings() -> dict[str, str]:
+    """What the live compose tests and the compose benchmark add to `.env`: random weights (no
+    download, as in every other layer) and the wheel index for torch (:func:`torch_index_url`)."""
+    settings = {"FSDL_OFFLINE_WEIGHTS": "1", "FSDL_BAKE_WEIGHTS": "0", "WEBAPP_MODEL_POLL_SECONDS": "2"}
+    index = torch_index_url()
+    if index is not None:
+        settings["TORCH_INDEX_URL"] = index
+    return settings
 
 
 TEST_PROJECT_PREFIX = "fsdltest"
@@ -209,3 +286,7 @@ class ComposeProject:
         if self.dir.exists():
             self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False, timeout=300)
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fsdl_tools.clients import AirflowClient, WebappClient, free_port, local_logins, wait_for_http
+from fsdl_tools.processes import end
 from fsdl_tools.repo import ROOT
 
 PORTS = (
@@ -182,10 +183,16 @@ class LocalPlatform:
         except Exception as exc:
             raise RuntimeError(f"{exc}\n{self.logs()}") from None
 
+    @property
+    def instance(self) -> Path:
+        """The storage folder every process of this platform carries (fsdl_tools.processes)."""
+        return (self.workspace / "storage").resolve()
+
     def stop(self) -> None:
         for proc in self.procs.values():
             stop_process_group(proc)
         self.procs.clear()
+        end(self.instance)  # anything that left its process group (honcho's services have their own)
         if self.database is not None:
             subprocess.run(
                 ["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE IF EXISTS {self.database}"],
