@@ -227,6 +227,10 @@ def production_model(registry) -> str:
     return name
 
 
+BUDGET_VARIABLES = (
+    "WEBAPP_RATE_LIMIT_PREDICT", "WEBAPP_UPLOAD_BUDGET", "WEBAPP_RATE_LIMIT_FEEDBACK", "WEBAPP_RATE_LIMIT_DEFAULT",
+    "WEBAPP_LOGIN_LIMIT_CLIENT", "WEBAPP_LOGIN_LIMIT_ACCOUNT",
+)  # fmt: skip
 REVIEWER = ("reviewer", "test-reviewer-password")
 """The reviewer login of the test web apps (WEBAPP_REVIEWER_USER / _PASSWORD)."""
 
@@ -253,6 +257,9 @@ class WebappServer:
             "WEBAPP_MLFLOW_PASSWORD": MLFLOW_LOGINS["WEBAPP_MLFLOW_PASSWORD"],  # its own read-only login
             "WEBAPP_REVIEWER_PASSWORD": REVIEWER[1],
             "WEBAPP_REVIEW_SAMPLE_RATE": "0",  # nothing queued at random unless a test asks for it
+            # Budgets no test of something else reaches (they send bursts from one client).
+            **{name: "100000/minute" for name in BUDGET_VARIABLES},
+            "WEBAPP_REVIEW_PENDING_PER_CLIENT": "100000",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -281,7 +288,11 @@ class WebappServer:
             stop_process_group(self.proc)
 
     def decide(self, decisions: list[dict], **kwargs) -> requests.Response:
-        """Post review decisions with the reviewer's login."""
+        """Post review decisions with the reviewer's login, after looking at what is to be accepted
+        (as the review page shows each image: only what was shown may be accepted)."""
+        for decision in decisions:
+            if decision["action"] != "reject":
+                requests.get(f"{self.url}/review/image/{decision['prediction_id']}", auth=REVIEWER, timeout=60)
         return requests.post(
             f"{self.url}/api/v1/review/decisions", json={"decisions": decisions}, auth=REVIEWER, timeout=120, **kwargs
         )
@@ -317,3 +328,20 @@ def browser() -> Iterator:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+KDTREE_TYPES = ("sklearn.metrics._dist_metrics.EuclideanDistance64", "sklearn.neighbors._kd_tree.KDTree")
+"""What the safe loader used to trust for KNN models (fsdl_lib.tracking.TRUSTED_TYPES before)."""
+
+
+def crashing_knn(features, labels):
+    """A fitted KNN whose KD-tree indexes far outside its data: built from trusted types only, it
+    loads fine and its first prediction reads wild memory (the process dies with SIGSEGV)."""
+    import numpy as np
+    from sklearn.neighbors import KNeighborsClassifier
+
+    knn = KNeighborsClassifier(3, algorithm="kd_tree").fit(features, labels)
+    state = list(knn._tree.__getstate__())
+    state[1] = np.full_like(state[1], 10**9)  # idx_array
+    knn._tree.__setstate__(tuple(state))
+    return knn

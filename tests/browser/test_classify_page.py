@@ -6,14 +6,29 @@ import sqlite3
 import time
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from tests.conftest import REVIEWER, SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
 
 
+def csp_violations(page: Page) -> list[str]:
+    """What the page's Content-Security-Policy blocks from now on (the list fills as it happens):
+    the pages must work under it, with nothing refused."""
+    found: list[str] = []
+
+    def note(message) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(message.text)
+
+    page.on("console", note)
+    return found
+
+
 def test_classify_correct_and_send_feedback(browser, webapp_server, tmp_path):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
+    refused = csp_violations(page)
     page.goto(webapp_server.url)
     photo = sorted((SAMPLE_DIR / "mountain").glob("*.jpg"))[0]
     page.set_input_files("#image-input", str(photo))
@@ -59,6 +74,7 @@ def test_classify_correct_and_send_feedback(browser, webapp_server, tmp_path):
     assert "+00:00" in loaded.get_attribute("datetime")
     assert "+00:00" not in loaded.inner_text()  # shown in the reader's time zone, not as ISO text
     assert page.locator("#served-history tbody tr").count() == 1
+    assert refused == []
     page.close()
 
 
@@ -103,19 +119,21 @@ def test_review_page_keyboard_bulk_and_relabel(browser, webapp_server, tmp_path)
 
     context = browser.new_context(http_credentials={"username": REVIEWER[0], "password": REVIEWER[1]})
     page = context.new_page()
+    refused = csp_violations(page)
     page.goto(f"{webapp_server.url}/review")
     page.wait_for_selector("#queue .review-item")
     assert page.locator("#queue .review-item").count() == 5
     assert "5 waiting for review" in page.inner_text("#queue-summary")
     first = page.locator("#queue .review-item").first
-    assert first.locator("img").evaluate("img => img.naturalWidth") > 0  # the upload is shown
+    # The upload is shown (images load as they scroll into view; wait for this one's to decode).
+    assert first.locator("img").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
     assert "Claimed:" in first.inner_text()
     assert "sure" in first.inner_text()  # the model's class and confidence
 
     def decide_by_key(key: str, remaining: int) -> str:
         focused = page.locator("#queue .review-item.active-item").get_attribute("data-id")
         page.keyboard.press(key)
-        page.wait_for_function(f"document.querySelectorAll('#queue .review-item').length === {remaining}")
+        expect(page.locator("#queue .review-item")).to_have_count(remaining)
         return focused
 
     accepted = decide_by_key("a", 4)
@@ -125,7 +143,8 @@ def test_review_page_keyboard_bulk_and_relabel(browser, webapp_server, tmp_path)
     page.click("#select-all")
     page.click("#accept-selected")
     page.wait_for_selector("#queue-summary:has-text('Nothing waits for review')")
-    page.wait_for_function("document.querySelectorAll('#decision-log tbody tr').length === 5")
+    expect(page.locator("#decision-log tbody tr")).to_have_count(5)
+    assert refused == []
     log = page.inner_text("#decision-log")
     assert log.count(REVIEWER[0]) == 5
     assert "relabel" in log
@@ -188,9 +207,16 @@ def test_a_person_rolls_production_back_from_the_model_page(browser, tmp_path, r
         while requests.get(f"{server.url}/api/v1/model", timeout=10).json()["version"] != "2":
             assert time.monotonic() < deadline
             time.sleep(0.5)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        context = browser.new_context(
+            viewport={"width": 1200, "height": 900},
+            http_credentials={"username": REVIEWER[0], "password": REVIEWER[1]},  # the web app's login
+        )
+        page = context.new_page()
+        refused = csp_violations(page)
         page.goto(f"{server.url}/model")
         assert page.inner_text("#rollback-target") == "1"
+        page.click("#rollback-link")
+        page.wait_for_selector("#rollback-form")
         page.fill("#rollback-user", "admin")
         page.fill("#rollback-password", "wrong")
         page.click("#rollback-button")
@@ -205,7 +231,8 @@ def test_a_person_rolls_production_back_from_the_model_page(browser, tmp_path, r
         assert page.locator("#model-details tr").nth(1).inner_text().split() == ["Version", "1"]
         assert "rolled back from version 2 by admin" in page.locator("#served-history tbody tr").first.inner_text()
         page.screenshot(path=str(tmp_path / "rollback.png"), full_page=True)
-        page.close()
+        assert refused == []
+        context.close()
         assert mlflow.MlflowClient().get_model_version_by_alias(name, "production").version == "1"
     finally:
         server.stop()

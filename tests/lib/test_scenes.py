@@ -76,7 +76,7 @@ def scenes_settings(tmp_path, sample_dir, monkeypatch):
 
 
 @pytest.mark.slow
-def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scenes_settings):
+def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scenes_settings, monkeypatch):
     info = create_dataset(scenes_settings)
     train, test = info.load("train"), info.load("test")
     name = scenes_settings.scenes_model_name
@@ -116,6 +116,24 @@ def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scen
     tags = MlflowClient().get_model_version(name, worse_version).tags
     assert tags["promotion_decision"] == "challenger does not beat production"
     assert float(tags["promotion_production_test_f1"]) == pytest.approx(good_f1, abs=1e-4)
+
+    # A challenger that crashes the process predicting with it (were its types trusted) is refused
+    # before the guard predicts with it here; production stays.
+    from fsdl_lib import tracking
+    from fsdl_lib.exceptions import UnsafeModelError
+    from tests.conftest import KDTREE_TYPES, crashing_knn
+
+    monkeypatch.setattr(tracking, "TRUSTED_TYPES", KDTREE_TYPES)
+    with mlflow.start_run() as run:  # logged without an input example: predicting with it here would crash
+        mlflow.sklearn.log_model(
+            crashing_knn(train.features, train.labels), name="model",
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS, skops_trusted_types=list(KDTREE_TYPES),
+        )  # fmt: skip
+    tags = {"backbone_id": str(info.backbone)}
+    crash_version = register_version(f"runs:/{run.info.run_id}/model", name, tags=tags).version
+    with pytest.raises(UnsafeModelError, match="SIGSEGV"):
+        promote_if_better(crash_version, info, settings=scenes_settings)
+    assert resolve_alias(name, "production").version == good_version
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -18,10 +19,11 @@ EXPORTER = ROOT / "monitoring" / "statsd_exporter.py"
 
 
 class Exporter:
-    def __init__(self) -> None:
+    def __init__(self, options: list[str] | None = None) -> None:
         self.statsd_port, self.port = free_port(), free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, str(EXPORTER), "--statsd-port", str(self.statsd_port), "--port", str(self.port)],
+            [sys.executable, str(EXPORTER), "--statsd-port", str(self.statsd_port), "--port", str(self.port),
+             *(options or [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         wait_for_http(f"http://127.0.0.1:{self.port}/metrics", 30, self.proc)
@@ -115,3 +117,127 @@ def test_sample_rates_dogstatsd_tags_and_a_type_clash(exporter):
     assert values[("jobs_total", (("queue", "default"),))] == 3  # 1 / 0.5 + 1
     assert ("jobs", ()) not in values  # a gauge of a counter's name is refused, not mixed in
     assert values[("statsd_exporter_lines_total", (("result", "invalid"),))] == 1
+
+
+# --- forged datagrams: the exposition stays parseable and bounded ----------------------------------
+
+
+class Prometheus:
+    """A real Prometheus scraping the exporter every second, with the platform's scrape limits."""
+
+    def __init__(self, tmp: Path, target: str) -> None:
+        import shutil
+
+        import yaml
+
+        from fsdl_lib.services import SCRAPE_LIMITS
+
+        binary = shutil.which("prometheus")
+        assert binary, "prometheus is missing: scripts/test-prerequisites.sh installs Debian's prometheus package"
+        config = {
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [{"job_name": "airflow", "static_configs": [{"targets": [target]}], **SCRAPE_LIMITS}],
+        }
+        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen(
+            [binary, "--config.file", str(tmp / "prometheus.yml"), "--storage.tsdb.path", str(tmp / "data"),
+             "--web.listen-address", self.url.removeprefix("http://")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        wait_for_http(f"{self.url}/-/ready", 60, self.proc)
+
+    def query(self, expression: str) -> list[dict]:
+        response = requests.get(f"{self.url}/api/v1/query", params={"query": expression}, timeout=10)
+        return list(response.json()["data"]["result"])
+
+    def scraped_after(self, since: float) -> tuple[str, str]:
+        """The health of the exporter's first scrape that began after ``since`` (a time.time())."""
+        from datetime import datetime
+
+        deadline = time.monotonic() + 30
+        while True:
+            targets = requests.get(f"{self.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+            for target in targets:  # none until the first discovery
+                scraped = datetime.fromisoformat(target["lastScrape"].replace("Z", "+00:00")).timestamp()
+                if scraped > since:
+                    return target["health"], target["lastError"]
+            assert time.monotonic() < deadline, targets
+            time.sleep(0.2)
+
+
+FORGED = [
+    b"airflow.ti.finish,=x:1|c",  # a tag with an empty key: made the whole exposition unparsable before
+    b"airflow.ti.finish,__name__=x:1|c",  # a reserved label
+    b"airflow.x:1|c|#:v",  # DogStatsD form, empty key
+    b"airflow.timer,le=5:100|ms",  # a timer's own label
+    b"123:1|g",  # a name of digits only becomes _123: legal, kept
+    b"statsd_exporter_lines:5|c",  # the exporter's own series
+    b"clash:1|c",  # clash_total ...
+    b"clash_total:1|g",  # ... and a gauge of that very name
+    ("many," + ",".join(f"k{i}=v" for i in range(40)) + ":1|c").encode(),  # more labels than allowed
+    b"long,k=" + b"v" * 5000 + b":1|c",  # a label value longer than allowed
+    b"\xc3\x28:1|c",  # not UTF-8
+]
+
+
+def test_forged_datagrams_cannot_take_airflows_metrics_down(exporter, tmp_path):
+    """Before: one datagram with an empty tag key made the exposition unparsable; Prometheus then saw
+    up{job="airflow"} = 0 and lost every Airflow metric and alert until the exporter restarted."""
+    prometheus = Prometheus(tmp_path, f"127.0.0.1:{exporter.port}")
+    try:
+        exporter.send("airflow.scheduler_heartbeat:1|c")
+        exporter.samples(until="airflow_scheduler_heartbeat_total")
+        since = time.time()
+        for datagram in FORGED:
+            exporter.send(datagram)
+        exporter.send("airflow.scheduler_heartbeat:1|c")
+        values = exporter.samples(until="_123")
+        assert values[("statsd_exporter_lines_total", (("result", "invalid"),))] == len(FORGED) - 2
+        assert ("clash_total", ()) in values  # the first of two clashing families is kept, the second refused
+        health, error = prometheus.scraped_after(since + 1)
+        assert (health, error) == ("up", "")
+        wait_until = time.monotonic() + 20
+        while not prometheus.query("airflow_scheduler_heartbeat_total == 2"):
+            assert time.monotonic() < wait_until, prometheus.query("airflow_scheduler_heartbeat_total")
+            time.sleep(0.5)
+        assert prometheus.query('up{job="airflow"}')[0]["value"][1] == "1"
+        # promtool, Prometheus's own parser, finds nothing wrong in the exposition either.
+        text = requests.get(f"http://127.0.0.1:{exporter.port}/metrics", timeout=5).text
+        checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert "error" not in (checked.stdout + checked.stderr).lower(), checked.stdout + checked.stderr
+    finally:
+        stop_process_group(prometheus.proc)
+
+
+def test_series_are_bounded_and_expire(tmp_path):
+    exporter = Exporter(["--max-series", "50", "--series-ttl", "2"])
+    try:
+        forged = [f"forged_{i}:1|g".encode() for i in range(200)]
+        for start in range(0, 200, 20):
+            exporter.send(*forged[start : start + 20])
+        values = exporter.samples(until="forged_0")
+        deadline = time.monotonic() + 10
+        while (
+            values[("statsd_exporter_lines_total", (("result", "ok"),))]
+            + values[("statsd_exporter_lines_total", (("result", "invalid"),))]
+            < 200
+        ):
+            assert time.monotonic() < deadline
+            values = exporter.samples()
+        assert values[("statsd_exporter_series", ())] == 50
+        assert values[("statsd_exporter_series_limit", ())] == 50
+        assert values[("statsd_exporter_series_dropped_total", ())] == 150
+        assert len([name for name, _ in values if name.startswith("forged_")]) == 50
+        # Unrefreshed, they are forgotten, and that makes room for new series.
+        deadline = time.monotonic() + 15
+        while values[("statsd_exporter_series_expired_total", ())] < 50:
+            assert time.monotonic() < deadline, values
+            time.sleep(0.5)
+            values = exporter.samples()
+        assert not [name for name, _ in values if name.startswith("forged_")]
+        assert values[("statsd_exporter_series", ())] == 0
+        exporter.send("new_after_expiry:1|g")
+        assert exporter.samples(until="new_after_expiry")[("new_after_expiry", ())] == 1
+    finally:
+        stop_process_group(exporter.proc)

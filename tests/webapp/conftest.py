@@ -10,7 +10,12 @@ import pytest
 from fsdl_lib.config import Settings
 from fsdl_webapp import create_app
 from fsdl_webapp.config import WebSettings
+from fsdl_webapp.throttle import BUDGETS
 from tests.conftest import IMAGE_SIZE, REVIEWER, SAMPLE_DIR
+
+UNLIMITED = dict.fromkeys(BUDGETS, "100000/minute")
+"""Budgets no test of something else reaches (those tests send bursts from one client); the tests of
+the budgets themselves use the defaults."""
 
 
 def make_app(tmp_path: Path, extractor, model_name: str, *, start_polling: bool = False, **web):
@@ -21,7 +26,7 @@ def make_app(tmp_path: Path, extractor, model_name: str, *, start_polling: bool 
         offline_weights=True,
         image_size=IMAGE_SIZE,
     )
-    web = {"reviewer_password": REVIEWER[1], "review_sample_rate": 0.0, **web}
+    web = {"reviewer_password": REVIEWER[1], "review_sample_rate": 0.0, **UNLIMITED, **web}
     web_settings = dataclasses.replace(WebSettings(), state_dir=str(tmp_path / "webapp"), **web)
     return create_app(
         {
@@ -50,7 +55,8 @@ def photo() -> bytes:
 
 
 def written_files(root: Path) -> list[Path]:
-    """Every file under ``root`` except the SQLite database and its journals."""
+    """Every file under ``root`` except the SQLite databases and their journals."""
     if not root.exists():
         return []
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("feedback.db"))
+    databases = ("feedback.db", "ratelimits.db")
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(databases))

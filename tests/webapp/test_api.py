@@ -30,6 +30,10 @@ def test_predict_answers_class_probabilities_and_model(app, client, photo, produ
 
 
 def review(client, decisions, auth=REVIEWER):
+    """Decide as the reviewer, after looking at what is to be accepted (the review page shows each image)."""
+    for decision in decisions:
+        if decision["action"] != "reject":
+            client.get(f"/review/image/{decision['prediction_id']}", headers={"Authorization": basic_auth(*auth)})
     return client.post(
         "/api/v1/review/decisions",
         json={"decisions": decisions},
@@ -104,15 +108,19 @@ def test_reviewing_needs_the_reviewer_login(client, auth):
     assert response.json == {"error": "log in as the reviewer"}
 
 
-def test_the_queue_puts_what_teaches_most_first_and_counts_agreeing_predictions(client, photo):
-    first, second = predict(client, photo), predict(client, photo)  # the same image twice
+def test_the_queue_puts_what_teaches_most_first_and_counts_agreeing_clients(app, client, photo):
+    first = predict(client, photo)
+    second_client = app.test_client()
+    second_client.environ_base["REMOTE_ADDR"] = "198.51.100.20"  # the same image, from someone else
+    second = predict(second_client, photo)
     sea = sorted((SAMPLE_DIR / "sea").glob("*.jpg"))[0].read_bytes()
     other = predict(client, sea)
     # The class the model finds least likely for this photo: the most surprising claim.
     surprising = min(first["probabilities"], key=first["probabilities"].get)
-    for body, label in ((first, surprising), (second, surprising), (other, other["label"])):
+    for who, body, label in ((client, first, surprising), (second_client, second, surprising),
+                             (client, other, other["label"])):  # fmt: skip
         answer = {"prediction_id": body["prediction_id"], "correct": label == body["label"], "label": label}
-        assert client.post("/api/v1/feedback", json=answer).status_code == 200
+        assert who.post("/api/v1/feedback", json=answer).status_code == 200
     pending = queue(client)
     assert pending["pending"] == 3
     assert pending["oldest_age_seconds"] >= 0
@@ -120,8 +128,10 @@ def test_the_queue_puts_what_teaches_most_first_and_counts_agreeing_predictions(
     assert [item["teach"] for item in items] == sorted((item["teach"] for item in items), reverse=True)
     assert items[-1]["prediction_id"] == other["prediction_id"]  # a confirmation teaches least
     by_id = {item["prediction_id"]: item for item in items}
-    assert by_id[first["prediction_id"]]["same_image_predictions"] == 2
-    assert by_id[first["prediction_id"]]["agreeing_predictions"] == 1
+    assert by_id[first["prediction_id"]]["agreeing_clients"] == 1  # the other client's answer
+    assert by_id[first["prediction_id"]]["disagreeing_clients"] == 0
+    assert by_id[first["prediction_id"]]["answer_client"] != by_id[second["prediction_id"]]["answer_client"]
+    assert by_id[first["prediction_id"]]["client_pending"] == 2  # this client's two answers wait
     assert by_id[first["prediction_id"]]["claimed_label"] == surprising
     assert by_id[first["prediction_id"]]["confidence"] == pytest.approx(max(first["probabilities"].values()))
 

@@ -52,6 +52,10 @@ def test_a_correction_waits_for_review_and_becomes_a_file_only_when_accepted(sto
     assert (result.review_state, result.path, result.model_version) == ("pending", None, "3")
     assert files(store) == []
     assert store.upload_path(prediction, "jpg").exists()  # kept for the reviewer
+    with pytest.raises(ConflictError, match="open its image before accepting it"):
+        store.decide(prediction, "accept", reviewer="alice")  # not shown to anyone yet
+    assert files(store) == []
+    store.upload_of(prediction, shown=True)  # the review page shows it
     decision = store.decide(prediction, "accept", reviewer="alice")
     assert (decision.review_state, decision.label) == ("accepted", "mountain")
     sha = hashlib.sha256(PHOTO).hexdigest()
@@ -66,6 +70,7 @@ def test_relabel_and_reject(store):
     relabelled, rejected = predicted(store, "a" * 32), predicted(store, "b" * 32)
     store.give_feedback(relabelled, False, "mountain")
     store.give_feedback(rejected, False, "sea")
+    store.upload_of(relabelled, shown=True)
     store.decide(relabelled, "relabel", reviewer="alice", label="glacier")
     store.decide(rejected, "reject", reviewer="bob")
     assert files(store) == [f"glacier/{hashlib.sha256(PHOTO).hexdigest()}.jpg"]
@@ -86,6 +91,7 @@ def test_the_same_answer_again_is_a_no_op_and_a_different_one_conflicts(store):
     assert again.repeated is True
     with pytest.raises(ConflictError, match="already has feedback"):
         store.give_feedback(prediction, False, "sea")
+    store.upload_of(prediction, shown=True)
     store.decide(prediction, "accept", reviewer="alice")
     assert [name.split("/")[0] for name in files(store)] == ["forest"]
 

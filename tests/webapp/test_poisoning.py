@@ -1,6 +1,7 @@
-"""Poisoning the flywheel: a user sends 50 wrong corrections. Under the review policy none of them
-reaches the training split until a reviewer accepts it, and once they are rejected the next
-dataset version is the one before them."""
+"""Poisoning the flywheel: 50 wrong corrections, from 50 addresses (one client may have only 25
+waiting: tests/webapp/test_review_queue.py). Under the review policy none of them reaches the
+training split until a reviewer accepts it, and once they are rejected the next dataset version is
+the one before them."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ def test_fifty_wrong_corrections_never_reach_training_unless_accepted(tmp_path, 
     settings = app.config["FSDL_SETTINGS"]
     seed_scenes(SAMPLE_DIR, settings.scenes_raw_dir, test_per_class=5)
     before = train_version(settings)
-    client = app.test_client()
     photos = sorted(SAMPLE_DIR.glob("*/*.jpg"))[:50]
     ids = []
-    for photo in photos:
+    for i, photo in enumerate(photos):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"203.0.113.{i + 1}"
         body = client.post("/api/v1/predict", data={"image": (io.BytesIO(photo.read_bytes()), "p.jpg")}).json
         # The attacker's claim: a class the photo does not show, and not the model's answer.
         wrong = next(c for c in ("street", "sea") if c not in (photo.parent.name, body["label"]))

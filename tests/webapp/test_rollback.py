@@ -1,4 +1,4 @@
-"""Rolling @production back from the model page: through MLflow, as the person who asks."""
+"""Rolling @production back: behind the web app's login, then through MLflow, as the person who asks."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ import uuid
 import mlflow
 import pytest
 
-from tests.conftest import MLFLOW_LOGINS, mlflow_admin
+from tests.conftest import MLFLOW_LOGINS, REVIEWER, mlflow_admin
 from tests.webapp.conftest import make_app
 
 
 def login(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+WEBAPP_LOGIN = login(*REVIEWER)
+
+
+def as_mlflow(user: str, password: str, **body: str) -> dict[str, str]:
+    return {**ROLLBACK, **body, "mlflow_username": user, "mlflow_password": password}
 
 
 @pytest.fixture
@@ -37,22 +44,23 @@ ROLLBACK = {"from_version": "2", "to_version": "1"}
 
 
 @pytest.mark.parametrize(
-    ("headers", "status", "message"),
+    ("headers", "body", "status", "message"),
     [
-        ({}, 401, "log in with your MLflow user"),
-        (login("admin", "not-the-password"), 401, "MLflow refused this login"),
-        (login("fsdl-webapp", MLFLOW_LOGINS["WEBAPP_MLFLOW_PASSWORD"]), 403, "may not move aliases"),
+        ({}, as_mlflow(*mlflow_admin()), 401, "log in as the reviewer"),
+        (login("reviewer", "wrong"), as_mlflow(*mlflow_admin()), 401, "log in as the reviewer"),
+        (WEBAPP_LOGIN, as_mlflow("admin", "not-the-password"), 401, "MLflow refused this login"),
+        (WEBAPP_LOGIN, as_mlflow("fsdl-webapp", MLFLOW_LOGINS["WEBAPP_MLFLOW_PASSWORD"]), 403, "may not move aliases"),
     ],
-    ids=["anonymous", "wrong-password", "read-only-account"],
+    ids=["anonymous", "wrong-webapp-login", "wrong-mlflow-password", "read-only-account"],
 )
-def test_only_an_mlflow_user_allowed_to_move_the_alias_can_roll_back(served_twice, headers, status, message):
+def test_only_an_mlflow_user_allowed_to_move_the_alias_can_roll_back(served_twice, headers, body, status, message):
     app, name = served_twice
-    response = app.test_client().post("/api/v1/model/rollback", json=ROLLBACK, headers=headers)
+    response = app.test_client().post("/api/v1/model/rollback", json=body, headers=headers)
     assert response.status_code == status
     assert message in response.json["error"]
     assert production(name) == "2"
     assert "rolled_back_by" not in mlflow.MlflowClient().get_model_version(name, "1").tags  # nothing half-done
-    if status == 401 and not headers:
+    if "reviewer" in message:
         assert response.headers["WWW-Authenticate"].startswith("Basic")
 
 
@@ -68,7 +76,9 @@ def test_only_an_mlflow_user_allowed_to_move_the_alias_can_roll_back(served_twic
 )
 def test_bad_or_stale_rollback_requests_are_refused_with_a_reason(served_twice, body, status, message):
     app, name = served_twice
-    response = app.test_client().post("/api/v1/model/rollback", json=body, headers=login(*mlflow_admin()))
+    if isinstance(body, dict):
+        body = {**body, "mlflow_username": mlflow_admin()[0], "mlflow_password": mlflow_admin()[1]}
+    response = app.test_client().post("/api/v1/model/rollback", json=body, headers=WEBAPP_LOGIN)
     assert response.status_code == status
     assert message in response.json["error"]
     assert production(name) == "2"
@@ -77,11 +87,13 @@ def test_bad_or_stale_rollback_requests_are_refused_with_a_reason(served_twice, 
 def test_admin_rolls_back_to_the_previous_version_and_mlflow_records_it(served_twice):
     app, name = served_twice
     client = app.test_client()
-    page = client.get("/model").get_data(as_text=True)
-    assert 'id="rollback-form"' in page
-    assert "Roll back to version 1" in page
+    assert "Roll back to version 1" in client.get("/model").get_data(as_text=True)
+    assert client.get("/model/rollback").status_code == 401  # the form is behind the web app's login
+    form = client.get("/model/rollback", headers=WEBAPP_LOGIN).get_data(as_text=True)
+    assert 'id="rollback-form"' in form
+    assert "Roll back to version 1" in form
 
-    response = client.post("/api/v1/model/rollback", json=ROLLBACK, headers=login(*mlflow_admin()))
+    response = client.post("/api/v1/model/rollback", json=as_mlflow(*mlflow_admin()), headers=WEBAPP_LOGIN)
     assert response.status_code == 200, response.json
     assert (response.json["to_version"], response.json["serving"]) == ("1", "1")
     assert production(name) == "1"
@@ -92,7 +104,7 @@ def test_admin_rolls_back_to_the_previous_version_and_mlflow_records_it(served_t
     history = app.extensions["fsdl_store"].served_history()
     assert [item["model_version"] for item in history] == ["1", "2", "1"]
 
-    again = client.post("/api/v1/model/rollback", json=ROLLBACK, headers=login(*mlflow_admin()))
+    again = client.post("/api/v1/model/rollback", json=as_mlflow(*mlflow_admin()), headers=WEBAPP_LOGIN)
     assert again.status_code == 409  # production moved meanwhile: the page was stale
     assert "is version 1 now" in again.json["error"]
     assert "Roll back to version 2" in client.get("/model").get_data(as_text=True)

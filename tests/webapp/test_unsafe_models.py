@@ -21,8 +21,11 @@ import yaml
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from fsdl_lib import tracking
+from fsdl_lib.exceptions import UnsafeModelError
 from fsdl_lib.tracking import load_sklearn_model
-from tests.conftest import WebappServer, mlflow_admin
+from tests.conftest import KDTREE_TYPES, WebappServer, crashing_knn, mlflow_admin
+from tests.webapp.conftest import make_app
 
 pytestmark = pytest.mark.slow
 
@@ -157,3 +160,76 @@ def test_the_library_loader_refuses_them_too(tmp_path, registry, mlflow_server):
     assert not marker.exists()
     good = registry.register(name)
     assert hasattr(load_sklearn_model(f"models:/{name}/{good}"), "predict_proba")
+
+
+def skops_model(model: Any) -> dict[str, bytes]:
+    """``model`` as MLflow logs it in the skops format (trusting exactly the types it holds)."""
+    data = skops.io.dumps(model)
+    flavor = {
+        "pickled_model": "model.skops",
+        "serialization_format": "skops",
+        "sklearn_version": "1.7.0",
+        "skops_trusted_types": skops.io.get_untrusted_types(data=data),
+    }
+    return {"MLmodel": mlmodel(flavor), "model.skops": data}
+
+
+def test_an_inconsistent_kdtree_is_refused_before_anything_loads_it(tmp_path, registry, mlflow_server):
+    """Before: a KD-tree was a trusted type; this file passed the audit and its first prediction
+    killed the serving process with SIGSEGV."""
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    registry.register(name)
+    server = WebappServer(tmp_path, name).start()
+    try:
+        crash = crashing_knn(registry.train.features, registry.train.labels)
+        version = register_files(mlflow_server, name, skops_model(crash), registry.backbone_id)
+        rest(mlflow_server, "POST", "registered-models/alias", name=name, alias="production", version=version)
+        error = wait_for_refusal(server, version)
+        assert "does not trust" in error
+        assert "KDTree" in error
+        photo = (Path(__file__).parents[2] / "samples/intel_scenes/sea/10344.jpg").read_bytes()
+        answer = requests.post(f"{server.url}/api/v1/predict", files={"image": ("sea.jpg", photo)}, timeout=60)
+        assert answer.status_code == 200
+        assert answer.json()["model"]["version"] == "1"
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def test_a_model_that_crashes_the_process_trying_it_is_refused_and_the_old_one_serves(
+    tmp_path, extractor, registry, mlflow_server, monkeypatch
+):
+    """Were a trusted type ever to crash (as the KD-tree did), the one prediction tried in a child
+    process finds it: the version is refused with the reason, and this process serves on."""
+    monkeypatch.setattr(tracking, "TRUSTED_TYPES", KDTREE_TYPES)
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    registry.register(name)
+    app = make_app(tmp_path, extractor, name)
+    service = app.extensions["fsdl_model"]
+    assert service.current.version == "1"
+    crash = crashing_knn(registry.train.features, registry.train.labels)
+    version = register_files(mlflow_server, name, skops_model(crash), registry.backbone_id)
+    rest(mlflow_server, "POST", "registered-models/alias", name=name, alias="production", version=version)
+
+    assert service.refresh() is False
+    assert f"version {version} of {name} was not loaded" in service.last_error
+    assert "crashed the process that tried it (SIGSEGV)" in service.last_error
+    assert service.current.version == "1"
+    photo = (Path(__file__).parents[2] / "samples/intel_scenes/sea/10344.jpg").read_bytes()
+    answer = app.test_client().post("/api/v1/predict", data={"image": (io.BytesIO(photo), "sea.jpg")})
+    assert answer.status_code == 200
+    assert answer.json["model"]["version"] == "1"
+    assert "SIGSEGV" in app.test_client().get("/api/v1/model").json["last_error"]
+
+    # The library's loader, which the DAGs and the promotion guard use, refuses it the same way.
+    with pytest.raises(UnsafeModelError, match="SIGSEGV"):
+        load_sklearn_model(f"models:/{name}/{version}")
+
+
+def test_a_model_that_hangs_is_refused_after_the_timeout(tmp_path, registry, mlflow_server, monkeypatch):
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    version = registry.register(name)
+    monkeypatch.setattr(tracking, "SMOKE_TIMEOUT_SECONDS", 0.05)  # no model loads and predicts that fast
+    monkeypatch.setattr(tracking, "_smoked", {})
+    with pytest.raises(UnsafeModelError, match="took more than"):
+        load_sklearn_model(f"models:/{name}/{version}")

@@ -71,7 +71,9 @@ def build_pipeline(candidate: Candidate) -> Pipeline:
     elif candidate.kind == "svm":
         estimator = SVC(probability=True, random_state=SEED, **params)
     elif candidate.kind == "knn":
-        estimator = KNeighborsClassifier(**params)
+        # By brute force, which on 256 components is what "auto" picks anyway: the model then holds
+        # no KD-tree, a type the safe loader need not trust (fsdl_lib.tracking.TRUSTED_TYPES).
+        estimator = KNeighborsClassifier(algorithm="brute", **params)
     else:
         raise ValueError(f"unknown candidate kind {candidate.kind!r}")
     reduce = PCA(REDUCED_DIM, random_state=SEED)

@@ -178,10 +178,21 @@ def prometheus_config(*, webapp: str, airflow: str, rules: str) -> dict[str, Any
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [rules],
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]}
+            {"job_name": job, "static_configs": [{"targets": [target]}], **SCRAPE_LIMITS}
             for job, target in (("webapp", webapp), ("airflow", airflow))
         ],
     }
+
+
+SCRAPE_LIMITS: Final = {
+    "sample_limit": 20000,
+    "label_limit": 32,
+    "label_name_length_limit": 128,
+    "label_value_length_limit": 1024,
+    "body_size_limit": "32MB",
+}
+"""What one scrape may bring: a target over a limit fails its scrape (up = 0) instead of filling
+Prometheus's memory; the StatsD exporter's own bounds stay well inside them."""
 
 
 def prometheus_web_config(settings: Settings) -> dict[str, Any]:

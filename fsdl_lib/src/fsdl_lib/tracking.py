@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -159,15 +160,17 @@ def _quiet_model_io() -> Iterator[None]:
 SKOPS_FILE: Final = "model.skops"
 """The file of a scikit-learn model that MLflow logged in the skops format (its default)."""
 
-TRUSTED_TYPES: Final = (
-    # Fitted by KNeighborsClassifier on low-dimensional data (its KD-tree and distance metric).
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
-    "sklearn.neighbors._kd_tree.KDTree",
-)
+TRUSTED_TYPES: Final[tuple[str, ...]] = ()
 """Types the platform trusts when loading a model, beyond skops's own safe defaults (scikit-learn
-estimators, numpy arrays, builtins). Kept here, never read from a model's files: MLflow would take
-the list, and the serialization format, from the model's own MLmodel file, which whoever registers
-a version controls."""
+estimators, numpy arrays, builtins): none. The platform's models need nothing more (its KNN
+candidates search by brute force, so they hold no KD-tree, whose arrays a crafted file could make
+inconsistent enough to crash the process). Kept here, never read from a model's files: MLflow would
+take the list, and the serialization format, from the model's own MLmodel file, which whoever
+registers a version controls."""
+SMOKE_TIMEOUT_SECONDS: Final = 120.0
+"""How long a model may take to load and predict once in the child process that tries it."""
+_smoked: dict[str, str] = {}
+"""sha256 of skops files that passed the smoke test in a child of this process, and what it said."""
 
 
 def log_sklearn_model(model: Any, example: Any) -> str:
@@ -259,11 +262,46 @@ def load_sklearn_model(uri: str) -> Any:
                 f"{uri} refers to types this platform does not trust: {', '.join(untrusted)}; a model "
                 "trained by the platform's DAGs never does"
             )
+        smoke_test(path, uri)
         with _quiet_model_io():
             try:
                 return skops.io.load(path, trusted=list(TRUSTED_TYPES))
             except Exception as exc:  # a malformed file of trusted types: refuse it, say why
                 raise UnsafeModelError(f"{uri}: {SKOPS_FILE} could not be loaded ({exc})") from exc
+
+
+def smoke_test(path: Path, uri: str = "", *, timeout: float | None = None) -> str:
+    """Load the skops file at ``path`` and predict once, in a child process, before this process
+    does: a model that crashes the interpreter (a native fault in a trusted type's code), hangs, or
+    cannot predict raises :class:`UnsafeModelError` with its reason, and this process goes on.
+    Returns what the child said; a file that passed once is not tried again in this process."""
+    import hashlib
+    import signal
+    import sys
+
+    from fsdl_lib.exceptions import UnsafeModelError
+
+    timeout = SMOKE_TIMEOUT_SECONDS if timeout is None else timeout
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest in _smoked:
+        return _smoked[digest]
+    name = uri or str(path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "fsdl_lib._smoke", str(path), *TRUSTED_TYPES],
+            capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise UnsafeModelError(f"{name}: trying one prediction took more than {timeout:.0f} s; refused") from None
+    if result.returncode < 0:
+        signame = signal.Signals(-result.returncode).name
+        raise UnsafeModelError(f"{name}: one prediction crashed the process that tried it ({signame}); refused")
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise UnsafeModelError(f"{name}: it could not predict ({reason}); refused")
+    _smoked[digest] = result.stdout.strip()
+    return _smoked[digest]
 
 
 @dataclass(frozen=True)

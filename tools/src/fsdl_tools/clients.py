@@ -184,8 +184,20 @@ class WebappClient:
         response.raise_for_status()
         return dict(response.json())
 
+    def look_at(self, prediction_id: str) -> bytes:
+        """The upload of a queued item, as the review page shows it (only what was shown may be accepted)."""
+        response = self.session.get(
+            f"{self.base_url}/review/image/{prediction_id}", auth=self.reviewer, timeout=self.timeout
+        )
+        response.raise_for_status()
+        return response.content
+
     def review(self, decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Post decisions ({prediction_id, action, label?}) as the reviewer; the outcome of each."""
+        """Post decisions ({prediction_id, action, label?}) as the reviewer, after looking at each item
+        to be accepted or relabelled; the outcome of each."""
+        for decision in decisions:
+            if decision["action"] != "reject":
+                self.look_at(decision["prediction_id"])
         response = self.session.post(
             f"{self.base_url}/api/v1/review/decisions",
             json={"decisions": decisions},

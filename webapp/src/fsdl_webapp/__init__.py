@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -34,6 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         FSDL_SETTINGS=settings,
         WEB_SETTINGS=web,
         MLFLOW_UI_URL=(web.mlflow_ui_url or settings.mlflow_tracking_uri).rstrip("/"),
+        WEB_STATE_DIR=str(Path(web.state_dir) if web.state_dir else settings.storage_dir / "webapp"),
     )
     app.config.update({k: v for k, v in config.items() if k.isupper()})
     if not app.debug:
@@ -43,7 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Bootstrap5(app)
 
-    from fsdl_webapp import api, errors, health, monitoring, pages, review, rollback, services
+    from fsdl_webapp import access, api, errors, health, monitoring, pages, review, rollback, services, throttle
 
     services.init_app(app, extractor=config.get("EXTRACTOR"), start_polling=config.get("START_POLLING", True))
     monitoring.init_app(app)
@@ -53,5 +55,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(review.bp)
     app.register_blueprint(rollback.bp)
+    throttle.init_app(app, logins=LOGIN_ENDPOINTS)
+    access.init_app(app)
     errors.init_app(app)
     return app
+
+
+LOGIN_ENDPOINTS = [
+    "review.page", "review.image", "review.queue", "review.decisions", "review.decide", "rollback.page",
+    "rollback.rollback",
+]  # fmt: skip
+"""The views behind the web app's login (fsdl_webapp.access.login_required): failed logins are throttled."""

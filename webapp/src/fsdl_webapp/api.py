@@ -13,9 +13,11 @@ from flask import Blueprint, current_app, jsonify, request
 from fsdl_lib.classes import SCENE_CLASSES, is_scene_class
 from fsdl_lib.exceptions import InvalidImageError
 from fsdl_lib.images import EXTENSIONS, decode_image
+from fsdl_lib.metadata import strip_metadata
 from fsdl_webapp.errors import ApiError, UnavailableError
 from fsdl_webapp.monitoring import get_metrics
 from fsdl_webapp.services import get_model_service, get_store
+from fsdl_webapp.throttle import client_id
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ def predict():
     settings = current_app.config["FSDL_SETTINGS"]
     try:
         image, image_format = decode_image(data, max_pixels=settings.max_image_pixels)
+        # What is kept (and, once accepted, trained on) carries no EXIF, GPS, XMP or comments:
+        # the same pixels, the orientation and nothing else (fsdl_lib.metadata).
+        data = strip_metadata(data)
     except InvalidImageError as exc:
         raise ApiError(f"not a usable image: {exc.reason}") from None
     if service.current is None:
@@ -68,6 +73,7 @@ def predict():
         latency_ms=latency_ms,
         sampled=sampled,
         features=result.features,
+        client=client_id(),
     )
     metrics = get_metrics()  # counted once recorded: a prediction that could not be kept is a 507
     metrics.predictions.labels(result.label, result.model.version).inc()
@@ -95,7 +101,7 @@ def feedback():
         raise ApiError("correct must be true or false")
     if not is_scene_class(label):
         raise ApiError(f"label must be one of: {', '.join(SCENE_CLASSES)}")
-    result = get_store().give_feedback(prediction_id, correct, label)
+    result = get_store().give_feedback(prediction_id, correct, label, client=client_id())
     if not result.repeated:
         get_metrics().feedback.labels(result.model_version, str(correct).lower()).inc()
     return jsonify(

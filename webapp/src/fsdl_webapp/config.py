@@ -69,6 +69,57 @@ class WebSettings(EnvSettings):
     drift_persist_checks: int = setting(
         "WEBAPP_DRIFT_PERSIST_CHECKS", 3, "Consecutive flagged checks after which drift counts as persistent."
     )
+    trusted_proxies: int = setting(
+        "WEBAPP_TRUSTED_PROXIES",
+        0,
+        "Reverse proxies in front of the web app whose X-Forwarded-For it believes (0: none; 1 behind one proxy). "
+        "Budgets are per client address: behind a proxy, set it, or every client shares the proxy's budget.",
+    )
+    rate_limit_storage: str = setting(
+        "WEBAPP_RATE_LIMIT_STORAGE",
+        "",
+        "Where the per-client budgets are counted (a URI of the limits library); empty: SQLite in the state "
+        "folder, shared by every worker.",
+    )
+    rate_limit_predict: str = setting(
+        "WEBAPP_RATE_LIMIT_PREDICT", "20/minute;300/hour", "Predictions one client may ask for (over: HTTP 429)."
+    )
+    upload_budget: str = setting(
+        "WEBAPP_UPLOAD_BUDGET",
+        "200/hour",
+        "MiB one client may upload (each upload costs its size, rounded up to whole MiB; over: HTTP 429).",
+    )
+    rate_limit_feedback: str = setting(
+        "WEBAPP_RATE_LIMIT_FEEDBACK", "20/minute;200/hour", "Answers one client may send (over: HTTP 429)."
+    )
+    rate_limit_default: str = setting(
+        "WEBAPP_RATE_LIMIT_DEFAULT",
+        "300/minute",
+        "Requests one client may make to any other page or API (health checks, /metrics and static files are free).",
+    )
+    login_limit_client: str = setting(
+        "WEBAPP_LOGIN_LIMIT_CLIENT",
+        "5/minute;20/hour",
+        "Failed logins one client may make before it must wait (HTTP 429, even with the right password).",
+    )
+    login_limit_account: str = setting(
+        "WEBAPP_LOGIN_LIMIT_ACCOUNT",
+        "30/hour",
+        "Failed logins to one account, from all clients together, before it must wait.",
+    )
+    review_queue_max: int = setting(
+        "WEBAPP_REVIEW_QUEUE_MAX",
+        2000,
+        "Most answers waiting for review; past it the oldest expire with their uploads.",
+    )
+    review_max_age_days: float = setting(
+        "WEBAPP_REVIEW_MAX_AGE_DAYS", 14.0, "Days an answer waits for review before it expires with its upload."
+    )
+    review_pending_per_client: int = setting(
+        "WEBAPP_REVIEW_PENDING_PER_CLIENT",
+        25,
+        "Answers from one client that may wait for review at once (more: HTTP 429 until some are decided).",
+    )
     workers: int = setting("WEBAPP_WORKERS", 1, "gunicorn worker processes (each loads ResNet50).")
     connections: int = setting(
         "WEBAPP_CONNECTIONS", 1000, "Connections one gunicorn worker serves at once (gevent; slow clients included)."

@@ -44,6 +44,16 @@ class UnavailableError(ApiError):
     status = 503
 
 
+class TooManyError(ApiError):
+    """Over a limit of this client's: 429, with how long to wait."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 3600) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def out_of_space(exc: BaseException) -> bool:
     """A full disk or quota, as the file system or SQLite reports it."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -56,7 +66,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return jsonify(error=exc.message), exc.status
+        response = jsonify(error=exc.message)
+        if isinstance(exc, TooManyError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response, exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -66,6 +79,7 @@ def init_app(app: Flask) -> None:
             404: "no such API endpoint",
             405: f"method {request.method} is not allowed here",
             413: f"the upload is larger than the limit of {app.config['WEB_SETTINGS'].max_upload_mb} MiB",
+            429: f"this client is over its budget ({exc.description}); try again in the seconds Retry-After says",
         }
         return jsonify(error=messages.get(exc.code or 500, exc.description)), exc.code
 

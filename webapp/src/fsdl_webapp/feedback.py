@@ -10,11 +10,19 @@ leaves no file. With the ``trust`` policy every answer is accepted at once (demo
 
 A crash between a decision and its file is repaired by :meth:`FeedbackStore.export_accepted`, which
 housekeeping runs: the database says what must exist, and the file is written from the upload.
+
+Strangers answer too, so the queue has limits (:class:`QueueLimits`): one client may have only so
+many answers waiting, and the queue as a whole a most and an age, past which the oldest waiting
+answers expire with their uploads (counted by reason). Each prediction and answer keeps a pseudonym
+of its client (never the address), so that agreement about an image is counted in distinct clients,
+which one client cannot fake; and a reviewer may accept only what was shown to them (its image was
+fetched), so a bulk accept takes nothing unseen.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +37,7 @@ import numpy as np
 
 from fsdl_lib._atomic import atomic_write_bytes, make_durable
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_webapp.errors import ApiError, ConflictError, GoneError, NotFoundError
+from fsdl_webapp.errors import ApiError, ConflictError, GoneError, NotFoundError, TooManyError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +109,21 @@ REVIEW_COLUMNS: Final = (
 )
 LATER_COLUMNS: Final = (
     ("features", "BLOB"),  # the image's backbone features, float16, for the drift checks
+    ("client", "TEXT"),  # pseudonym of the client that asked for the prediction (fsdl_webapp.throttle.client_id)
+    ("answer_client", "TEXT"),  # and of the one that answered it
+    ("shown_at", "REAL"),  # when its image was first shown to a reviewer
+    ("expired_reason", "TEXT"),  # age | cap: why an answer waiting for review expired
 )
+EXPIRY_REASONS: Final = ("age", "cap")
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """How much the review queue holds (settings WEBAPP_REVIEW_QUEUE_MAX, _MAX_AGE_DAYS, _PENDING_PER_CLIENT)."""
+
+    max_pending: int = 2000
+    max_age_seconds: float = 14 * 86400
+    per_client: int = 25
 
 
 @dataclass(frozen=True)
@@ -127,7 +149,14 @@ class Decision:
 
 
 class FeedbackStore:
-    def __init__(self, state_dir: Path, feedback_dir: Path, ttl_seconds: float, policy: str = "review") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        feedback_dir: Path,
+        ttl_seconds: float,
+        policy: str = "review",
+        limits: QueueLimits | None = None,
+    ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"feedback policy must be one of {POLICIES}, not {policy!r}")
         self.db_path = state_dir / "feedback.db"
@@ -135,6 +164,7 @@ class FeedbackStore:
         self.feedback_dir = feedback_dir
         self.ttl = ttl_seconds
         self.policy = policy
+        self.limits = limits or QueueLimits()
 
     def init(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
@@ -156,6 +186,9 @@ class FeedbackStore:
                     "WHERE feedback_label IS NOT NULL AND review_state IS NULL"
                 )
             db.execute("CREATE INDEX IF NOT EXISTS predictions_review ON predictions (review_state, teach)")
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS predictions_answer_client ON predictions (answer_client, review_state)"
+            )
 
     @contextlib.contextmanager
     def _connect(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -188,6 +221,7 @@ class FeedbackStore:
         latency_ms: float,
         sampled: bool = False,
         features: np.ndarray | None = None,
+        client: str | None = None,
     ) -> None:
         """Keep the upload and log the prediction (the file first: a row always has its image).
 
@@ -204,25 +238,35 @@ class FeedbackStore:
                 db.execute(
                     "INSERT INTO predictions (id, created_at, expires_at, model_name, model_version, "
                     "predicted_label, probabilities, image_sha256, image_ext, latency_ms, review_state, "
-                    "sampled, teach, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "sampled, teach, features, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         prediction_id, now, now + self.ttl, model_name, model_version, label,
                         json.dumps(probabilities), hashlib.sha256(image).hexdigest(), ext, latency_ms,
                         "pending" if sampled else None, int(sampled), 1.0 - probabilities.get(label, 0.0),
-                        None if features is None else np.asarray(features, dtype=np.float16).tobytes(),
+                        None if features is None else np.asarray(features, dtype=np.float16).tobytes(), client,
                     ),
                 )  # fmt: skip
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        if sampled:
+            self.enforce_limits()
 
-    def give_feedback(self, prediction_id: str, correct: bool, label: str) -> FeedbackResult:
+    def give_feedback(self, prediction_id: str, correct: bool, label: str, client: str | None = None) -> FeedbackResult:
         """Record a user's answer; it waits for review (or is accepted at once under ``trust``).
 
         The answer claims the prediction in one statement: a retry of the same answer is a no-op,
-        a different answer is a conflict, and neither writes anything.
+        a different answer is a conflict, and neither writes anything. A ``client`` with its share
+        of the queue already waiting gets :class:`TooManyError`; past the queue's most, the oldest
+        waiting answers expire.
         """
         row = self._row(prediction_id)
+        if row["feedback_label"] is None and client is not None and self.policy == "review":
+            waiting = self.pending_from(client)
+            if waiting >= self.limits.per_client:
+                raise TooManyError(
+                    f"{waiting} answers from this client already wait for review; try again once they are decided"
+                )
         if row["feedback_label"] is None:
             if row["upload_state"] != "pending" or (row["expires_at"] < time.time() and not row["sampled"]):
                 raise GoneError(f"prediction {prediction_id} has expired; classify the image again")
@@ -240,8 +284,8 @@ class FeedbackStore:
             with self._connect() as db:
                 claimed = db.execute(
                     "UPDATE predictions SET feedback_correct = ?, feedback_label = ?, feedback_at = ?, "
-                    "review_state = 'pending', teach = ? WHERE id = ? AND feedback_label IS NULL",
-                    (int(correct), label, time.time(), teach, prediction_id),
+                    "review_state = 'pending', teach = ?, answer_client = ? WHERE id = ? AND feedback_label IS NULL",
+                    (int(correct), label, time.time(), teach, client, prediction_id),
                 ).rowcount
             if claimed:
                 if self.policy == "trust":
@@ -251,6 +295,7 @@ class FeedbackStore:
                         self._unclaim(row)
                         raise
                 log.info("feedback for %s: %s (%s)", prediction_id, label, "confirmed" if correct else "corrected")
+                self.enforce_limits()
                 return self._result(self._row(prediction_id), repeated=False)
             row = self._row(prediction_id)  # another answer won the race
         if (bool(row["feedback_correct"]), row["feedback_label"]) == (correct, label):
@@ -264,7 +309,7 @@ class FeedbackStore:
         with self._connect() as db:
             db.execute(
                 "UPDATE predictions SET feedback_correct = NULL, feedback_label = NULL, feedback_at = NULL, "
-                "review_state = ?, teach = ? WHERE id = ?",
+                "review_state = ?, teach = ?, answer_client = NULL WHERE id = ?",
                 (before["review_state"], before["teach"], before["id"]),
             )
 
@@ -307,6 +352,10 @@ class FeedbackStore:
                 return Decision(prediction_id, action, final, state, repeated=True, path=row["feedback_path"])
             decided = row["review_state"] or "not waiting for review"
             raise ConflictError(f"prediction {prediction_id} is {decided}; it cannot be decided again")
+        if state == "accepted" and reviewer != TRUST_REVIEWER and row["shown_at"] is None:
+            raise ConflictError(
+                f"prediction {prediction_id} has not been shown to a reviewer: open its image before accepting it"
+            )
         now = time.time()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -382,13 +431,25 @@ class FeedbackStore:
         return len(rows)
 
     def queue(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Pending items, the ones that would teach the model most first, then the oldest."""
+        """Pending items, the ones that would teach the model most first, then the oldest.
+
+        Agreement is counted in distinct clients other than the item's own, among those that
+        answered the same image (the model's predictions of one image always agree; one client's
+        many answers count once), so that one client cannot fabricate it.
+        """
+        claim = "COALESCE(p.feedback_label, p.predicted_label)"
+        others = (
+            "FROM predictions o WHERE o.image_sha256 = p.image_sha256 AND o.id != p.id "
+            "AND o.feedback_label IS NOT NULL "
+            "AND o.answer_client IS NOT NULL AND o.answer_client IS NOT p.answer_client"
+        )
         with self._connect() as db:
             rows = db.execute(
-                "SELECT p.*, (SELECT COUNT(*) FROM predictions o WHERE o.image_sha256 = p.image_sha256) AS same_image, "
-                "(SELECT COUNT(*) FROM predictions o WHERE o.image_sha256 = p.image_sha256 AND o.id != p.id "
-                " AND COALESCE(o.feedback_label, o.predicted_label) = COALESCE(p.feedback_label, p.predicted_label)"
-                ") AS agreeing "
+                f"SELECT p.*, (SELECT COUNT(DISTINCT o.answer_client) {others} AND o.feedback_label = {claim}) "
+                f"AS agreeing_clients, (SELECT COUNT(DISTINCT o.answer_client) {others} "
+                f"AND o.feedback_label != {claim}) AS disagreeing_clients, "
+                "(SELECT COUNT(*) FROM predictions c WHERE c.answer_client = p.answer_client "
+                " AND c.review_state = 'pending') AS client_pending "
                 "FROM predictions p WHERE p.review_state = 'pending' ORDER BY p.teach DESC, p.created_at LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -410,8 +471,11 @@ class FeedbackStore:
             "correct": None if row["feedback_correct"] is None else bool(row["feedback_correct"]),
             "sampled": bool(row["sampled"]),
             "teach": row["teach"],
-            "same_image_predictions": row["same_image"],
-            "agreeing_predictions": row["agreeing"],
+            "answer_client": row["answer_client"],
+            "client_pending": row["client_pending"] if row["answer_client"] else None,
+            "agreeing_clients": row["agreeing_clients"],
+            "disagreeing_clients": row["disagreeing_clients"],
+            "shown": row["shown_at"] is not None,
             "image_ext": row["image_ext"],
         }
 
@@ -423,7 +487,12 @@ class FeedbackStore:
                 "FROM predictions WHERE review_state = 'pending'"
             ).fetchone()
         oldest = row["oldest"]
-        return {"pending": row["pending"], "oldest_age_seconds": None if oldest is None else max(0.0, now - oldest)}
+        return {
+            "pending": row["pending"],
+            "oldest_age_seconds": None if oldest is None else max(0.0, now - oldest),
+            "expired": self.expiries(),
+            "limits": dataclasses.asdict(self.limits),
+        }
 
     def decisions(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._connect() as db:
@@ -434,13 +503,77 @@ class FeedbackStore:
             ).fetchall()
         return [dict(row) for row in rows]
 
-    def upload_of(self, prediction_id: str) -> tuple[Path, str]:
-        """The kept upload of a prediction and its extension (for the review page)."""
+    def upload_of(self, prediction_id: str, *, shown: bool = False) -> tuple[Path, str]:
+        """The kept upload of a prediction and its extension (for the review page); ``shown`` notes
+        that a reviewer is looking at it (only what was shown may be accepted)."""
         row = self._row(prediction_id)
         path = self.upload_path(prediction_id, row["image_ext"])
         if not path.exists():
             raise GoneError(f"the upload of prediction {prediction_id} is no longer kept")
+        if shown and row["shown_at"] is None:
+            with self._connect() as db:
+                db.execute(
+                    "UPDATE predictions SET shown_at = ? WHERE id = ? AND shown_at IS NULL",
+                    (time.time(), prediction_id),
+                )
         return path, row["image_ext"]
+
+    # -- the queue's limits -------------------------------------------------------------------------
+
+    def pending_from(self, client: str) -> int:
+        """Answers of ``client`` that wait for review."""
+        with self._connect() as db:
+            return int(
+                db.execute(
+                    "SELECT COUNT(*) FROM predictions WHERE answer_client = ? AND review_state = 'pending'", (client,)
+                ).fetchone()[0]
+            )
+
+    def enforce_limits(self, now: float | None = None) -> dict[str, int]:
+        """Expire what waits for review past the queue's age, then the oldest past its most, each
+        with its upload; return how many expired, by reason."""
+        now = time.time() if now is None else now
+        waited = "COALESCE(feedback_at, created_at)"
+        expired = {}
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            too_old = db.execute(
+                f"SELECT id, image_ext FROM predictions WHERE review_state = 'pending' AND {waited} < ?",
+                (now - self.limits.max_age_seconds,),
+            ).fetchall()
+            over = db.execute(
+                f"SELECT id, image_ext FROM predictions WHERE review_state = 'pending' AND {waited} >= ? "
+                f"ORDER BY {waited} DESC LIMIT -1 OFFSET ?",
+                (now - self.limits.max_age_seconds, self.limits.max_pending),
+            ).fetchall()
+            for reason, rows in (("age", too_old), ("cap", over)):
+                db.executemany(
+                    "UPDATE predictions SET review_state = 'expired', upload_state = 'expired', expired_reason = ? "
+                    "WHERE id = ? AND review_state = 'pending'",
+                    [(reason, row["id"]) for row in rows],
+                )
+                expired[reason] = len(rows)
+            db.execute("COMMIT")
+        for row in (*too_old, *over):
+            self.upload_path(row["id"], row["image_ext"]).unlink(missing_ok=True)
+        if too_old or over:
+            log.warning(
+                "review queue: %d answers waited longer than %.0f days and %d were past its most of %d; "
+                "they expired with their uploads",
+                len(too_old), self.limits.max_age_seconds / 86400, len(over), self.limits.max_pending,
+            )  # fmt: skip
+        return expired
+
+    def expiries(self) -> dict[str, int]:
+        """How many answers expired from the review queue, by reason (age, cap)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT expired_reason, COUNT(*) FROM predictions WHERE expired_reason IS NOT NULL "
+                "GROUP BY expired_reason"
+            ).fetchall()
+        found = dict.fromkeys(EXPIRY_REASONS, 0)
+        found.update({reason: count for reason, count in rows})
+        return found
 
     # -- which version served when ------------------------------------------------------------------
 
@@ -572,6 +705,7 @@ class FeedbackStore:
 
     def housekeeping(self) -> None:
         self.export_accepted()
+        self.enforce_limits()
         self.expire()
 
     def rows(self) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_webapp.services import get_drift_monitor, get_store
@@ -52,6 +52,12 @@ class ReviewQueueCollector:
             "Age of the oldest answer waiting for review (0 when none waits)",
             value=summary["oldest_age_seconds"] or 0.0,
         )
+        expired = CounterMetricFamily(
+            "fsdl_review_queue_expired", "Answers that expired unreviewed, by reason (age, cap)", labels=["reason"]
+        )
+        for reason, count in summary["expired"].items():
+            expired.add_metric([reason], count)
+        yield expired
 
 
 class ServingCollector:

@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from fsdl_lib.config import Settings
 from fsdl_webapp.config import WebSettings
 from fsdl_webapp.drift import DriftMonitor
-from fsdl_webapp.feedback import FeedbackStore
+from fsdl_webapp.feedback import FeedbackStore, QueueLimits
 from fsdl_webapp.model_service import ModelService
 
 
@@ -30,9 +30,14 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         from fsdl_lib.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_settings(settings)  # once per process, never per request
-    state_dir = Path(web.state_dir) if web.state_dir else settings.storage_dir / "webapp"
+    state_dir = Path(app.config["WEB_STATE_DIR"])
+    limits = QueueLimits(
+        max_pending=web.review_queue_max,
+        max_age_seconds=web.review_max_age_days * 86400,
+        per_client=web.review_pending_per_client,
+    )
     store = FeedbackStore(
-        state_dir, settings.scenes_feedback_dir, web.prediction_ttl_seconds, policy=web.feedback_policy
+        state_dir, settings.scenes_feedback_dir, web.prediction_ttl_seconds, policy=web.feedback_policy, limits=limits
     )
     store.init()
     service = ModelService(

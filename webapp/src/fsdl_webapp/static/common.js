@@ -1,6 +1,12 @@
 // Helpers every page's script uses (loaded first by base.html).
 "use strict";
 
+// What the server passed to this page's script (a JSON block: the CSP runs no inline script).
+window.FSDL = (() => {
+  const node = document.getElementById("page-config");
+  return node ? JSON.parse(node.textContent) : {};
+})();
+
 function $(id) {
   return document.getElementById(id);
 }

@@ -151,10 +151,15 @@ function age(seconds) {
 }
 
 function renderQueue(queue) {
-  document.getElementById("review-queue").textContent =
+  const waiting =
     queue.pending === 0
       ? "Nothing waits for review."
       : `${queue.pending} answer${queue.pending === 1 ? "" : "s"} waiting for review; the oldest for ${age(queue.oldest_age_seconds)}.`;
+  const days = queue.limits.max_age_seconds / 86400;
+  document.getElementById("review-queue").textContent = waiting;
+  document.getElementById("review-expired").textContent =
+    `Expired unreviewed, with their uploads: ${queue.expired.age} after ${days} days, ` +
+    `${queue.expired.cap} past the queue's most of ${queue.limits.max_pending}.`;
 }
 
 async function refresh() {

@@ -7,6 +7,22 @@ function percent(p) {
   return `${(100 * p).toFixed(0)}%`;
 }
 
+function plural(count, one, many) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+// Agreement counts distinct clients, never answers: one client's many answers count once.
+function agreement(item) {
+  if (item.agreeing_clients === 0 && item.disagreeing_clients === 0) return "no other client answered this image";
+  return `${plural(item.agreeing_clients, "other client gives", "other clients give")} the same answer, ` +
+    `${plural(item.disagreeing_clients, "gives", "give")} another`;
+}
+
+function origin(item) {
+  if (!item.answer_client) return "no answer";
+  return `from client ${item.answer_client} (${plural(item.client_pending, "answer", "answers")} of it waiting)`;
+}
+
 function describe(item) {
   const node = $("item-template").content.firstElementChild.cloneNode(true);
   node.dataset.id = item.prediction_id;
@@ -17,10 +33,8 @@ function describe(item) {
   node.querySelector(".predicted").textContent =
     `Model: ${item.predicted_label}, ${percent(item.confidence)} sure` +
     (item.claimed_probability !== null && !item.correct ? `; ${percent(item.claimed_probability)} for the claim` : "");
-  const others = item.same_image_predictions - 1;
   node.querySelector(".details").textContent =
-    `${item.model_name} version ${item.model_version} · ` +
-    (others > 0 ? `${item.agreeing_predictions} of ${others} other predictions of this image agree · ` : "") +
+    `${item.model_name} version ${item.model_version} · ${agreement(item)} · ${origin(item)} · ` +
     `${new Date(1000 * (item.answered_at || item.created_at)).toLocaleString()}`;
   node.querySelector(".accept").addEventListener("click", () => decide([item.prediction_id], "accept"));
   node.querySelector(".reject").addEventListener("click", () => decide([item.prediction_id], "reject"));
@@ -131,8 +145,13 @@ function onKey(event) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  // Only what the reviewer has seen: items whose image has loaded (images load as they scroll into
+  // view). The server accepts nothing whose image it has not shown.
   $("select-all").addEventListener("click", () => {
-    for (const box of document.querySelectorAll("#queue .select")) box.checked = true;
+    for (const node of nodes()) {
+      const image = node.querySelector("img");
+      if (image.complete && image.naturalWidth > 0) node.querySelector(".select").checked = true;
+    }
     updateBulk();
   });
   $("accept-selected").addEventListener("click", () => decide(selected(), "accept"));
