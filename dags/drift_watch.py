@@ -1,9 +1,10 @@
 """
 # Drift watch
 
-Every 30 minutes, asks the web app whether the served scene model still sees images like those it
-was trained on (`/api/v1/drift`: the web app checks each window of recent predictions against the
-version's training sample in the background; README, "Monitoring").
+Every 30 minutes, reads whether the served scene model still sees images like those it was trained
+on: the web app checks each window of recent predictions against the version's training sample in
+the background and leaves its status beside the feedback (`FSDL_DATA_DIR/feedback/drift/`, the same
+as its `/api/v1/drift`; README, "Monitoring"). Airflow never reaches the public web app itself.
 
 When drift **persists** (the last `WEBAPP_DRIFT_PERSIST_CHECKS` checks all flagged it) and
 `FSDL_RETRAIN_ON_DRIFT` is on, **publish** updates the `intel_scenes_drift` asset, which starts
@@ -39,24 +40,23 @@ from _tasks import SCENES_DRIFT_ASSET
 def drift_watch():
     @task
     def check_drift() -> dict:
-        """Read the web app's drift checks and decide (fsdl_lib.drift.retrain_decision)."""
+        """Read the web app's drift status and decide (fsdl_lib.drift.retrain_decision)."""
         import logging
+        import time
         from dataclasses import asdict
 
-        import requests
-
         from fsdl_lib.config import load_settings
-        from fsdl_lib.drift import retrain_decision
+        from fsdl_lib.drift import read_status, retrain_decision
 
+        log = logging.getLogger(__name__)
         settings = load_settings()
-        url = f"{settings.webapp_api_url.rstrip('/')}/api/v1/drift"
-        try:
-            response = requests.get(url, timeout=30)
-            response.raise_for_status()
-        except requests.RequestException as exc:
-            raise RuntimeError(f"cannot read the drift checks at {url}: {exc}; is the web app running?") from exc
-        decision = retrain_decision(response.json(), enabled=settings.retrain_on_drift)
-        logging.getLogger(__name__).info("%s", decision.reason)
+        status = read_status(settings.drift_status_path)
+        age = time.time() - float(status.get("written_at", 0))
+        interval = float(status.get("settings", {}).get("interval_seconds", 300))
+        if age > 3 * interval:
+            log.warning("the web app wrote its drift status %.0f minutes ago: is it still running?", age / 60)
+        decision = retrain_decision(status, enabled=settings.retrain_on_drift)
+        log.info("%s", decision.reason)
         return asdict(decision)
 
     @task(outlets=[SCENES_DRIFT_ASSET])

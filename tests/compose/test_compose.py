@@ -106,7 +106,6 @@ CONTAINER_SETTINGS = {
     "FSDL_POSTGRES_URL": "postgresql+psycopg2://airflow:{POSTGRES_PASSWORD}@postgres/airflow",
     "FSDL_REDIS_URL": "redis://redis:6379/0",
     "FSDL_STATSD_HOST": "statsd-exporter",
-    "FSDL_WEBAPP_URL": "http://webapp:8000",
 }
 AIRFLOW_HOME_IN_IMAGE = Path("/opt/airflow")
 

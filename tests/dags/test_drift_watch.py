@@ -1,9 +1,11 @@
-"""The drift watch DAG against a real web app: it reads the drift checks, and updates the drift asset
-only when drift persists and retraining on drift is on. The decision, case by case: tests/lib/test_drift.py."""
+"""The drift watch DAG against a real web app: it reads the drift status the web app leaves beside the
+feedback, and updates the drift asset only when drift persists and retraining on drift is on. The
+decision, case by case: tests/lib/test_drift.py."""
 
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import pytest
@@ -31,11 +33,18 @@ def test_persistent_drift_updates_the_asset_only_when_enabled(
     window = str(len(held_out))
     server = WebappServer(tmp_path, production_model, WEBAPP_DRIFT_INTERVAL_SECONDS="1", WEBAPP_DRIFT_WINDOW=window,
                           WEBAPP_DRIFT_MIN_WINDOW=window, WEBAPP_DRIFT_PERSIST_CHECKS="1").start()  # fmt: skip
-    monkeypatch.setenv("FSDL_WEBAPP_URL", server.url)
+    # Airflow and the web app share the data folder, and nothing else: no network path between them.
+    monkeypatch.setenv("FSDL_DATA_DIR", str(server.data_dir))
+    monkeypatch.setenv("FSDL_SCENES_MODEL_NAME", production_model)
     monkeypatch.setenv("FSDL_RETRAIN_ON_DRIFT", "1")
+    status = server.data_dir / "feedback" / "drift" / f"{production_model}.json"
     dag = load_dag("drift_watch")
     before = len(asset_events(ASSET))
     try:
+        deadline = time.monotonic() + 30
+        while not status.exists():  # written as the web app's drift monitor starts
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.2)
         idle = dag.test()
         assert states(idle) == {"check_drift": "success", "publish": "skipped"}  # no check yet
 
@@ -46,6 +55,10 @@ def test_persistent_drift_updates_the_asset_only_when_enabled(
         while not requests.get(f"{server.url}/api/v1/drift", timeout=10).json()["persistent"]:
             assert time.monotonic() < deadline, server.log.read_text()[-3000:]
             time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not json.loads(status.read_text())["persistent"]:  # the file follows within an interval
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
 
         run = dag.test()
         assert states(run) == {"check_drift": "success", "publish": "success"}
@@ -63,10 +76,8 @@ def test_persistent_drift_updates_the_asset_only_when_enabled(
         server.stop()
 
 
-def test_an_unreachable_web_app_fails_the_task_saying_where(airflow_db, monkeypatch, capsys, caplog):
-    from tests.conftest import free_port
-
-    monkeypatch.setenv("FSDL_WEBAPP_URL", f"http://127.0.0.1:{free_port()}")
+def test_a_missing_drift_status_fails_the_task_saying_where(airflow_db, tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("FSDL_DATA_DIR", str(tmp_path / "data"))
     dag = load_dag("drift_watch")
     for task in dag.tasks:
         task.retries = 0
@@ -74,5 +85,5 @@ def test_an_unreachable_web_app_fails_the_task_saying_where(airflow_db, monkeypa
     assert states(run)["check_drift"] == "failed"
     assert run.state == "failed"
     said = capsys.readouterr().out + capsys.readouterr().err + caplog.text
-    assert "cannot read the drift checks at http://127.0.0.1:" in said
-    assert "is the web app running?" in said
+    assert f"no drift status at {tmp_path / 'data' / 'feedback' / 'drift'}" in said
+    assert "WEBAPP_DRIFT_INTERVAL_SECONDS" in said

@@ -150,9 +150,6 @@ class Settings(EnvSettings):
     webapp_port: int = setting("WEBAPP_PORT", 8000, "Port of the web app.")
     flower_bind_host: str = setting("FLOWER_BIND_HOST", "127.0.0.1", "Address Flower listens on.")
     flower_port: int = setting("FLOWER_PORT", 5555, "Port of Flower (distributed modes only).")
-    webapp_api_url: str = setting(
-        "FSDL_WEBAPP_URL", "", "Where Airflow's tasks reach the web app's API; empty: its local address (WEBAPP_PORT)."
-    )
     retrain_on_drift: bool = setting(
         "FSDL_RETRAIN_ON_DRIFT",
         False,
@@ -200,8 +197,6 @@ class Settings(EnvSettings):
     def __post_init__(self) -> None:
         if not self.mlflow_tracking_uri:
             object.__setattr__(self, "mlflow_tracking_uri", self.mlflow_url)
-        if not self.webapp_api_url:
-            object.__setattr__(self, "webapp_api_url", self.webapp_url)
 
     # Where local clients reach each service: its bind address, or loopback when it binds them all.
     @property
@@ -252,6 +247,12 @@ class Settings(EnvSettings):
     @property
     def scenes_feedback_dir(self) -> Path:
         return self.feedback_dir / "intel_scenes"
+
+    @property
+    def drift_status_path(self) -> Path:
+        """Where the web app leaves the served model's drift status for the drift watch DAG: beside
+        the feedback, the one place both sides share (Airflow never reaches the public web app)."""
+        return self.feedback_dir / "drift" / f"{self.scenes_model_name}.json"
 
     @property
     def wine_csv(self) -> Path:

@@ -21,8 +21,11 @@ import cost and pins for what is here a few lines of linear algebra (benchmarks/
 from __future__ import annotations
 
 import io
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -244,6 +247,31 @@ class RetrainDecision:
     retrain: bool
     reason: str
     model_version: str | None = None
+
+
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    """Leave the web app's drift status (``/api/v1/drift``) at ``path``, stamped with the time, for
+    the drift watch DAG (:func:`read_status`); readers see the old file or the new one whole."""
+    from fsdl_lib._atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps({**status, "written_at": time.time()}).encode(), durable=False)
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """The drift status the web app left at ``path``; :class:`DriftInputError` saying why when there
+    is none to read."""
+    try:
+        status = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise DriftInputError(
+            f"no drift status at {path}: the web app writes it there every WEBAPP_DRIFT_INTERVAL_SECONDS "
+            "(0 turns the checks off). Is it running, with the same FSDL_DATA_DIR (its feedback folder)?"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DriftInputError(f"the drift status at {path} cannot be read ({exc})") from None
+    if not isinstance(status, dict) or "checks" not in status:
+        raise DriftInputError(f"the drift status at {path} is not one the web app wrote")
+    return status
 
 
 def retrain_decision(status: dict[str, Any], *, enabled: bool) -> RetrainDecision:

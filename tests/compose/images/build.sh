@@ -94,9 +94,8 @@ build() {  # build TAG DOCKERFILE RECIPE [IMAGE BUILT ON IT...]
 # 1. debian:bookworm-slim from the Debian mirror (debootstrap, minbase), trimmed like the official
 #    slim image: no docs, man pages, locales or apt lists.
 debian_recipe=$(recipe_hash build.sh)
-python_image=python:3.11-slim-bookworm
-airflow_image=apache/airflow:3.3.2-python3.11
-debian_dependants=("$python_image" redis:7.2-bookworm postgres:16-bookworm prom/prometheus:v2.53.0 "$airflow_image")
+debian_dependants=(python:3.11-slim-bookworm redis:7.2-bookworm postgres:16-bookworm prom/prometheus:v2.53.0
+    apache/airflow:3.3.2-python3.11)
 if ! wanted debian:bookworm-slim "${debian_dependants[@]}"; then
     say "debian:bookworm-slim: present (not rebuilt)"
 elif $force || ! current debian:bookworm-slim "$debian_recipe"; then
@@ -130,10 +129,10 @@ else
 fi
 
 python_recipe=$(recipe_hash python.Dockerfile "$debian_recipe")
-build "$python_image" python.Dockerfile "$python_recipe" "$airflow_image"
+build python:3.11-slim-bookworm python.Dockerfile "$python_recipe" apache/airflow:3.3.2-python3.11
 build redis:7.2-bookworm redis.Dockerfile "$(recipe_hash redis.Dockerfile "$debian_recipe")"
 build postgres:16-bookworm postgres.Dockerfile "$(recipe_hash postgres.Dockerfile postgres-entrypoint.sh "$debian_recipe")"
 build prom/prometheus:v2.53.0 prometheus.Dockerfile "$(recipe_hash prometheus.Dockerfile "$debian_recipe")"
-build "$airflow_image" airflow.Dockerfile \
+build apache/airflow:3.3.2-python3.11 airflow.Dockerfile \
     "$(recipe_hash airflow.Dockerfile airflow-entrypoint.sh "$python_recipe")"
 say "stand-in base images ready"

@@ -4,11 +4,13 @@ Every ``WEBAPP_DRIFT_INTERVAL_SECONDS`` the monitor takes the newest ``WEBAPP_DR
 predictions of the served version (their features are in the prediction log), tests them against
 the reference sample logged with the version's training run (:mod:`fsdl_lib.drift`) and appends the
 result to the log's ``drift_checks``; ``/monitoring``, ``/api/v1/drift`` and ``/metrics`` read it
-from there. A window is checked once: with no new prediction since the last check nothing runs.
-Features older than the newest ten windows' worth are dropped from the log after each check.
-The computation runs on an OS thread of its own, at the lowest priority, with one BLAS thread, so a
-check (a twentieth of a second for 200 predictions) yields to inference, and the gevent loop keeps
-serving.
+from there. The status is also left as a file beside the feedback (``FSDL_DATA_DIR/feedback/drift``)
+for the drift watch DAG, written at start and after every interval: Airflow reads it there and never
+reaches the public web app over the network. A window is checked once: with no new prediction
+since the last check nothing runs. Features older than the newest ten windows' worth are dropped
+from the log after each check. The computation runs on an OS thread of its own, at the lowest
+priority, with one BLAS thread, so a check (a twentieth of a second for 200 predictions) yields to
+inference, and the gevent loop keeps serving.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import contextlib
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from fsdl_lib import tracking
-from fsdl_lib.drift import DriftInputError, Reference, check_window
+from fsdl_lib.drift import DriftInputError, Reference, check_window, write_status
 from fsdl_webapp.model_service import InferenceRunner
 
 log = logging.getLogger(__name__)
@@ -32,9 +35,10 @@ FEATURES_KEPT_PER_WINDOW = 10
 
 
 class DriftMonitor:
-    def __init__(self, service: Any, store: Any, web: Any) -> None:
+    def __init__(self, service: Any, store: Any, web: Any, status_path: Path | None = None) -> None:
         self.service = service
         self.store = store
+        self.status_path = status_path
         self.interval = web.drift_interval_seconds
         self.window = web.drift_window
         self.min_window = web.drift_min_window
@@ -128,17 +132,28 @@ class DriftMonitor:
             "checks": checks,
         }
 
+    def publish(self) -> None:
+        """Leave the status for the drift watch DAG (:attr:`status_path`); a failure is logged only."""
+        if self.status_path is None:
+            return
+        try:
+            write_status(self.status_path, self.status())
+        except OSError as exc:
+            log.warning("the drift status could not be written to %s: %s", self.status_path, exc)
+
     def start(self) -> None:
         if self._thread is not None or self.interval <= 0:
             return
 
         def loop() -> None:
+            self.publish()
             while not self._stop.wait(self.interval):
                 try:
                     self.check()
                     self.store.prune_features(keep=FEATURES_KEPT_PER_WINDOW * self.window)
                 except Exception:
                     log.exception("drift check failed")
+                self.publish()
 
         self._thread = threading.Thread(target=loop, name="drift-monitor", daemon=True)
         self._thread.start()

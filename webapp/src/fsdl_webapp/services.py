@@ -47,7 +47,7 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         web.poll_seconds,
         on_change=lambda served: store.record_served(served.name, served.version, served.alias, served.loaded_at),
     )
-    monitor = DriftMonitor(service, store, web)
+    monitor = DriftMonitor(service, store, web, status_path=settings.drift_status_path)
     app.extensions["fsdl_store"] = store
     app.extensions["fsdl_model"] = service
     app.extensions["fsdl_drift"] = monitor
