@@ -2,7 +2,7 @@
 
 usage: make_secrets.py FILE [--compose]
 
---compose also adds AIRFLOW_UID and POSTGRES_PASSWORD, which only docker compose uses. The file is
+--compose also adds AIRFLOW_UID, POSTGRES_PASSWORD and REDIS_PASSWORD (only docker compose uses them). The file is
 left readable by its owner only (0600). The logins it generates are printed once, on standard
 output; later runs print nothing (the values stay in FILE).
 """
@@ -47,6 +47,7 @@ def _airflow_uid() -> str:
 COMPOSE = {
     "AIRFLOW_UID": _airflow_uid,
     "POSTGRES_PASSWORD": token,
+    "REDIS_PASSWORD": token,
 }
 
 LOGINS = {  # printed once when generated: (service, user variable, default user)

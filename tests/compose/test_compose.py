@@ -104,7 +104,7 @@ CONTAINER_SETTINGS = {
     "WEBAPP_BIND_HOST": "0.0.0.0",
     "MLFLOW_TRACKING_URI": "http://mlflow:5000",
     "FSDL_POSTGRES_URL": "postgresql+psycopg2://airflow:{POSTGRES_PASSWORD}@postgres/airflow",
-    "FSDL_REDIS_URL": "redis://redis:6379/0",
+    "FSDL_REDIS_URL": "redis://:{REDIS_PASSWORD}@redis:6379/0",
     "FSDL_STATSD_HOST": "statsd-exporter",
 }
 AIRFLOW_HOME_IN_IMAGE = Path("/opt/airflow")

@@ -146,6 +146,7 @@ def test_what_killed_test_runs_left_is_removed_and_nothing_else():
         docker("volume", "rm", f"{other}_data", f"{stale}_postgres-db-volume", check=False)
 
 
+@pytest.mark.timeout(3600)  # a first build on a new machine downloads torch into two images
 def test_images_build_and_every_service_becomes_healthy(project):
     TIMINGS["build"] = project.timed("build", timeout=3600)
     TIMINGS["up until healthy"] = project.timed("up", "--detach", "--wait", "--wait-timeout", "900", timeout=1000)
@@ -192,13 +193,71 @@ def test_every_control_surface_asks_for_its_generated_login(project):
 
     # Compose refuses to start without any one of the secrets, rather than falling back to a default.
     text = (project.dir / ".env").read_text()
-    for name in ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD", "FLOWER_PASSWORD",
-                 "PROMETHEUS_PASSWORD"):  # fmt: skip
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                 "FLOWER_PASSWORD", "PROMETHEUS_PASSWORD"):  # fmt: skip
         without = "\n".join(line for line in text.splitlines() if not line.startswith(f"{name}="))
         (project.dir / "without.env").write_text(without + "\n")
         refused = project.compose("--env-file", "without.env", "config", "--quiet", check=False)
         assert refused.returncode != 0, f"compose starts without {name}"
         assert name in refused.stderr
+
+
+REACH_PROBE = """
+import json, socket, sys
+found = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        found[target] = "open"
+    except OSError as exc:
+        found[target] = type(exc).__name__
+print(json.dumps(found))
+"""
+CONTROL_PLANE = {
+    "redis": 6379, "postgres": 5432, "airflow-apiserver": 8080, "airflow-scheduler": 8974, "airflow-worker": 8793,
+    "airflow-dag-processor": 8793, "flower": 5555, "statsd-exporter": 9102,
+}  # fmt: skip
+
+
+def test_the_web_app_is_cut_off_from_the_control_plane(project):
+    """Before: the web app mounted all of ./data read-write and shared one network with Redis (no
+    password), Postgres and the Airflow API. Checked from inside the web-app container."""
+    import json
+
+    # Nothing of the control plane answers, by name or by its address on the control network.
+    addresses = {}
+    for service in CONTROL_PLANE:
+        networks = docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", project.container(service)).stdout
+        (ip,) = [n["IPAddress"] for name, n in json.loads(networks).items() if name.endswith("_control")]
+        addresses[service] = ip
+    targets = [f"{s}:{p}" for s, p in CONTROL_PLANE.items()] + [f"{addresses[s]}:{p}" for s, p in CONTROL_PLANE.items()]
+    probe = project.compose("exec", "-T", "webapp", "python", "-c", REACH_PROBE, *targets, "mlflow:5000").stdout
+    reach = json.loads(probe.strip().splitlines()[-1])
+    assert reach.pop("mlflow:5000") == "open"  # what it needs: the model registry
+    assert {t: r for t, r in reach.items() if r == "open"} == {}, reach
+    # Prometheus, on both networks, still scrapes it (test_prometheus_scrapes_the_web_app_... below).
+
+    # It mounts its own folders only: no train or test data, no Airflow or MLflow state.
+    listing = project.compose("exec", "-T", "webapp", "ls", "-A", "/opt/fsdl/data", "/opt/fsdl/storage").stdout
+    assert listing.split("\n\n")[0].split()[1:] == ["feedback"], listing
+    assert listing.split("\n\n")[1].split()[1:] == ["webapp"], listing
+    mounts = json.loads(docker("inspect", "-f", "{{json .Mounts}}", project.container("webapp")).stdout)
+    assert sorted(m["Destination"] for m in mounts) == ["/opt/fsdl/data/feedback", "/opt/fsdl/storage/webapp"]
+
+    # Redis asks for its password; the workers have it.
+    assert "NOAUTH" in project.compose("exec", "-T", "redis", "redis-cli", "ping").stdout
+    assert (
+        "PONG"
+        in project.compose(
+            "exec", "-T", "-e", f"REDISCLI_AUTH={project.env['REDIS_PASSWORD']}", "redis", "redis-cli", "ping"
+        ).stdout
+    )
+
+    # Every container's log has a size limit.
+    for service, row in project.ps().items():
+        config = json.loads(docker("inspect", "-f", "{{json .HostConfig.LogConfig}}", row["ID"]).stdout)
+        assert config == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}, (service, config)
 
 
 def test_flywheel_turns_through_the_containers(project):
