@@ -1,8 +1,8 @@
 """The platform stops with its command.
 
 `make up`, `make up-distributed` and `make demo` stop everything they started on SIGINT (Ctrl-C,
-which a terminal sends to the whole process group; tested in test_embedded_up.py), SIGTERM (to the
-make process alone, as `kill` sends it) and SIGHUP (a closed terminal: to the process group).
+which a terminal sends to the whole process group; for `make up`, in test_embedded_up.py), SIGTERM
+(to the make process alone, as `kill` sends it) and SIGHUP (a closed terminal: to the process group).
 `make down` stops a platform of this checkout left running when its supervisor died, and only the
 platforms of that checkout; `make status` lists them.
 """
@@ -77,10 +77,11 @@ def send(proc: subprocess.Popen[bytes], sig: signal.Signals, *, group: bool) -> 
     [
         ("up", signal.SIGHUP, True),
         ("up", signal.SIGTERM, False),
+        ("up-distributed", signal.SIGINT, True),
         ("up-distributed", signal.SIGHUP, True),
         ("up-distributed", signal.SIGTERM, False),
     ],
-    ids=["up-sighup", "up-sigterm", "distributed-sighup", "distributed-sigterm"],
+    ids=["up-sighup", "up-sigterm", "distributed-sigint", "distributed-sighup", "distributed-sigterm"],
 )
 def test_make_up_stops_everything_it_started(tmp_path: Path, target: str, sig: signal.Signals, group: bool) -> None:
     mode = "distributed" if target == "up-distributed" else "embedded"
@@ -99,7 +100,11 @@ def test_make_up_stops_everything_it_started(tmp_path: Path, target: str, sig: s
         platform.stop()
 
 
-@pytest.mark.parametrize(("sig", "group"), [(signal.SIGTERM, False), (signal.SIGHUP, True)], ids=["sigterm", "sighup"])
+@pytest.mark.parametrize(
+    ("sig", "group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, True)],
+    ids=["sigint", "sigterm", "sighup"],
+)
 def test_make_demo_stops_everything_it_started(made: MadePlatform, sig: signal.Signals, group: bool) -> None:
     workspace = made.workspace / "demo"
     make = made.launch("demo", f"DEMO_ARGS=--workspace {workspace} --image-size 64")
