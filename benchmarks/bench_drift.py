@@ -135,7 +135,11 @@ def request_path(features_dim: int, sample: list[bytes], blocks: int) -> None:
                                        offline_weights=True, image_size=224)  # fmt: skip
         web = dataclasses.replace(WebSettings(), state_dir=f"{tmp}/webapp", drift_min_window=10, drift_window=200)
         app = create_app({"FSDL_SETTINGS": settings, "WEB_SETTINGS": web, "EXTRACTOR": fx, "START_POLLING": False})
-        client, monitor, store = app.test_client(), app.extensions["fsdl_drift"], app.extensions["fsdl_store"]
+        client, monitor, store = (
+            app.test_client(),
+            app.extensions["fsdl_drift"],
+            app.extensions["fsdl_records"].predictions,
+        )
 
         def predict_block(n: int) -> list[float]:
             out = []
@@ -184,7 +188,7 @@ def request_path(features_dim: int, sample: list[bytes], blocks: int) -> None:
         for i in range(400):
             kind = "with" if i % 2 else "without"
             start = time.perf_counter()
-            store.record_prediction(f"{i:032x}", sample[0], "jpg", model_name="bench", model_version="1",
+            store.record(f"{i:032x}", sample[0], "jpg", model_name="bench", model_version="1",
                                     label="sea", probabilities={"sea": 1.0}, latency_ms=1.0,
                                     features=vector if kind == "with" else None)  # fmt: skip
             timing[kind].append(time.perf_counter() - start)

@@ -159,7 +159,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def drift_reference(train: FeatureSet, test: FeatureSet, candidate: str) -> dict:
     """6. What a training run adds for drift monitoring: the reference it logs beside its model."""
     from fsdl_lib.drift import Reference
-    from fsdl_lib.scenes import top_probability
+    from fsdl_lib.inference import top_probability
 
     model = build_pipeline(CANDIDATES[candidate])
     start = time.perf_counter()

@@ -51,9 +51,8 @@ def drift_watch():
         log = logging.getLogger(__name__)
         settings = load_settings()
         status = read_status(settings.drift_status_path)
-        age = time.time() - float(status.get("written_at", 0))
-        interval = float(status.get("settings", {}).get("interval_seconds", 300))
-        if age > 3 * interval:
+        age = time.time() - (status.written_at or 0.0)
+        if age > 3 * status.settings.interval_seconds:
             log.warning("the web app wrote its drift status %.0f minutes ago: is it still running?", age / 60)
         decision = retrain_decision(status, enabled=settings.retrain_on_drift)
         log.info("%s", decision.reason)

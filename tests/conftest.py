@@ -19,7 +19,7 @@ from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
 from fsdl_lib.drift import Reference
 from fsdl_lib.feature_store import FeatureStore
 from fsdl_lib.features import FeatureExtractor
-from fsdl_lib.scenes import top_probability
+from fsdl_lib.inference import top_probability
 from fsdl_lib.seeding import seed_scenes
 from fsdl_lib.tracking import get_or_create_experiment, log_drift_reference, log_sklearn_model, register_version
 from fsdl_tools.clients import free_port, wait_for_http

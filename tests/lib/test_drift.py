@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import ImageEnhance, ImageFilter
@@ -149,10 +151,10 @@ def test_statistic_matches_the_textbook_formula():
     assert result.statistic == pytest.approx(xx + yy - 2 * xy, rel=1e-9)
 
 
-def status(*flags: bool, persistent: bool, version: str = "4") -> dict:
+def status(*flags: bool, persistent: bool, version: str = "4") -> drift.DriftStatus:
     checks = [{"model_version": version, "p_value": 0.002 if f else 0.4, "n_window": 200, "drift": f} for f in flags]
-    return {"model_version": version, "persistent": persistent, "status": "checked",
-            "settings": {"alpha": 0.01, "persist_checks": 3}, "checks": checks}  # fmt: skip
+    settings = drift.DriftSettings(interval_seconds=300, window=200, min_window=50, alpha=0.01, persist_checks=3)
+    return drift.DriftStatus(settings, "checked", version, persistent, checks)
 
 
 @pytest.mark.parametrize(
@@ -170,3 +172,17 @@ def test_only_persistent_drift_retrains_and_only_when_enabled(given, enabled, re
     assert decision.retrain is retrain
     assert reason in decision.reason
     assert decision.model_version == "4"
+
+
+def test_a_status_goes_through_its_file_unchanged_and_a_bad_one_is_refused(tmp_path):
+    given = status(True, False, persistent=False)
+    path = tmp_path / "drift" / "scenes.json"
+    drift.write_status(path, given)
+    read = drift.read_status(path)
+    assert read.written_at is not None
+    assert dataclasses.replace(read, written_at=None) == given
+    path.write_text('{"status": "checked"}')
+    with pytest.raises(drift.DriftInputError, match="not a drift status the web app writes"):
+        drift.read_status(path)
+    with pytest.raises(drift.DriftInputError, match="no drift status at"):
+        drift.read_status(tmp_path / "nowhere.json")

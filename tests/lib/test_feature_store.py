@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fsdl_lib._atomic import atomic_writer
+from fsdl_lib.atomic import atomic_writer
 from fsdl_lib.dataset import dataset_version, scan_split
 from fsdl_lib.exceptions import FeatureCacheError
 from fsdl_lib.feature_store import FeatureStore

@@ -21,12 +21,12 @@ def test_predict_answers_class_probabilities_and_model(app, client, photo, produ
     assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     assert body["label"] == max(body["probabilities"], key=body["probabilities"].get)
     assert body["model"] == {"name": production_model, "version": "1"}
-    store = app.extensions["fsdl_store"]
-    (row,) = store.rows()
+    predictions = app.extensions["fsdl_records"].predictions
+    (row,) = predictions.rows()
     assert row["id"] == body["prediction_id"]
     assert row["model_version"] == "1"
     assert row["upload_state"] == "pending"
-    assert store.upload_path(body["prediction_id"], "jpg").read_bytes() == photo
+    assert predictions.upload_path(body["prediction_id"], "jpg").read_bytes() == photo
 
 
 def review(client, decisions, auth=REVIEWER):
@@ -74,9 +74,9 @@ def test_a_correction_waits_for_review_then_is_stored_by_content_hash(app, clien
     assert decided.json["results"][0]["review_state"] == "accepted"
     sha = hashlib.sha256(photo).hexdigest()
     assert (feedback_dir / wrong / f"{sha}.jpg").read_bytes() == photo
-    (row,) = app.extensions["fsdl_store"].rows()
+    (row,) = app.extensions["fsdl_records"].predictions.rows()
     assert (row["feedback_label"], row["review_label"], row["reviewed_by"]) == (wrong, wrong, REVIEWER[0])
-    assert not app.extensions["fsdl_store"].upload_path(body["prediction_id"], "jpg").exists()
+    assert not app.extensions["fsdl_records"].predictions.upload_path(body["prediction_id"], "jpg").exists()
     again = review(client, [{"prediction_id": body["prediction_id"], "action": "accept"}])
     assert again.json["results"][0]["repeated"] is True
     changed = review(client, [{"prediction_id": body["prediction_id"], "action": "reject"}])
@@ -90,7 +90,7 @@ def test_a_rejected_answer_leaves_no_file(app, client, photo):
     client.post("/api/v1/feedback", json={"prediction_id": body["prediction_id"], "correct": False, "label": wrong})
     assert review(client, [{"prediction_id": body["prediction_id"], "action": "reject"}]).status_code == 200
     assert not list(app.config["FSDL_SETTINGS"].scenes_feedback_dir.rglob("*.jpg"))
-    assert not app.extensions["fsdl_store"].upload_path(body["prediction_id"], "jpg").exists()
+    assert not app.extensions["fsdl_records"].predictions.upload_path(body["prediction_id"], "jpg").exists()
     decisions = client.get("/api/v1/review/decisions", headers={"Authorization": basic_auth(*REVIEWER)}).json
     (decision,) = decisions["decisions"]
     assert (decision["reviewer"], decision["action"], decision["label"]) == (REVIEWER[0], "reject", None)
@@ -169,9 +169,9 @@ def test_expired_prediction_is_gone_and_its_upload_removed(app, client, photo):
     import time
 
     body = predict(client, photo)
-    store = app.extensions["fsdl_store"]
-    assert store.expire(now=time.time() + store.ttl + 1) == 1
-    assert not store.upload_path(body["prediction_id"], "jpg").exists()
+    predictions = app.extensions["fsdl_records"].predictions
+    assert predictions.expire(now=time.time() + predictions.ttl + 1) == 1
+    assert not predictions.upload_path(body["prediction_id"], "jpg").exists()
     response = client.post(
         "/api/v1/feedback", json={"prediction_id": body["prediction_id"], "correct": True, "label": body["label"]}
     )
@@ -203,7 +203,7 @@ def test_without_a_production_model(tmp_path, extractor, photo, registry):
     page = client.get("/").get_data(as_text=True)
     assert "No production model yet" in page
     assert "intel_scenes_parallel" in page
-    assert app.extensions["fsdl_store"].rows() == []
+    assert app.extensions["fsdl_records"].predictions.rows() == []
 
 
 def test_pages_render(client, production_model):
@@ -234,7 +234,7 @@ def test_bad_review_decisions_are_refused_before_any_is_applied(app, client, bod
     response = client.post("/api/v1/review/decisions", json=body, headers={"Authorization": basic_auth(*REVIEWER)})
     assert response.status_code == 400
     assert message in response.json["error"]
-    assert app.extensions["fsdl_store"].decisions() == []
+    assert app.extensions["fsdl_records"].review.decisions() == []
 
 
 def test_a_decision_on_an_unknown_prediction_is_reported_per_item(client):

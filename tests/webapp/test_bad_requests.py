@@ -90,10 +90,10 @@ def test_the_table_is_big_enough():
 @pytest.mark.parametrize(("name", "method", "path", "kwargs", "status", "message"), CASES, ids=[c[0] for c in CASES])
 def test_bad_request(app, client, prediction, name, method, path, kwargs, status, message):
     settings = app.config["FSDL_SETTINGS"]
-    store = app.extensions["fsdl_store"]
-    state_dir = store.db_path.parent
+    records = app.extensions["fsdl_records"]
+    state_dir = records.review.db.path.parent
     files_before = written_files(state_dir) + written_files(settings.data_dir)
-    rows_before = store.rows()
+    rows_before = records.predictions.rows()
     if callable(kwargs):
         kwargs = kwargs(prediction)
     response = getattr(client, method)(path, **kwargs)
@@ -102,4 +102,4 @@ def test_bad_request(app, client, prediction, name, method, path, kwargs, status
     assert message in response.json["error"]
     assert "Traceback" not in response.get_data(as_text=True)
     assert written_files(state_dir) + written_files(settings.data_dir) == files_before
-    assert store.rows() == rows_before
+    assert records.predictions.rows() == rows_before

@@ -51,10 +51,10 @@ def test_unshifted_window_passes_and_photos_in_poor_light_are_flagged(tmp_path, 
     assert calm["n_window"] == window
     assert not calm["drift"], calm
     assert monitor.check() is None  # the same window is not checked twice
-    store = app.extensions["fsdl_store"]
-    window_now = store.drift_window(production_model, "1", window)
-    store.record_drift(production_model, "1", window_now, calm)  # a second worker checked it too
-    assert len(store.drift_checks()) == 1
+    records = app.extensions["fsdl_records"]
+    window_now = records.predictions.features_window(production_model, "1", window)
+    records.drift.record(production_model, "1", window_now, calm)  # a second worker checked it too
+    assert len(records.drift.checks()) == 1
     assert client.get("/api/v1/drift").json["status"] == "no new predictions since the last check"
 
     predict_all(client, [dusk(photo) for photo in held_out])
@@ -95,11 +95,11 @@ def test_a_version_without_reference_says_why(tmp_path, extractor, registry, mlf
 
 def test_only_the_newest_features_are_kept(tmp_path, extractor, production_model, held_out):
     app = make_app(tmp_path, extractor, production_model)
-    client, store = app.test_client(), app.extensions["fsdl_store"]
+    client, predictions = app.test_client(), app.extensions["fsdl_records"].predictions
     predict_all(client, held_out[:12])
-    assert store.prune_features(keep=5) == 7
-    assert store.prune_features(keep=5) == 0
-    window = store.drift_window(app.extensions["fsdl_model"].current.name, "1", limit=100)
+    assert predictions.prune_features(keep=5) == 7
+    assert predictions.prune_features(keep=5) == 0
+    window = predictions.features_window(app.extensions["fsdl_model"].current.name, "1", limit=100)
     assert len(window["labels"]) == 5
     assert window["features"].shape == (5, 2048)
-    assert len(store.rows()) == 12  # the predictions themselves stay
+    assert len(predictions.rows()) == 12  # the predictions themselves stay

@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from fsdl_webapp.feedback import FeedbackStore, QueueLimits
+from fsdl_webapp.services import Records
 from tests.conftest import REVIEWER, SAMPLE_DIR
 from tests.webapp.conftest import make_app
+from tests.webapp.test_records import open_for_test
 
 PHOTO = (SAMPLE_DIR / "forest" / "10078.jpg").read_bytes()
 AUTH = {"Authorization": "Basic " + base64.b64encode(":".join(REVIEWER).encode()).decode()}
@@ -79,7 +80,7 @@ def test_one_client_may_have_only_its_share_of_the_queue_waiting(tmp_path, extra
     assert "already wait for review" in refused.json["error"]
     assert int(refused.headers["Retry-After"]) > 0
     # Nothing of the refused answers was kept as an answer; someone else still answers.
-    rows = {row["id"]: row for row in app.extensions["fsdl_store"].rows()}
+    rows = {row["id"]: row for row in app.extensions["fsdl_records"].predictions.rows()}
     assert rows[predictions[3]["prediction_id"]]["feedback_label"] is None
     other = client_at(app, "198.51.100.3")
     assert answer(other, predict(other), "sea").status_code == 200
@@ -93,40 +94,36 @@ def test_one_client_may_have_only_its_share_of_the_queue_waiting(tmp_path, extra
 
 
 @pytest.fixture
-def store(tmp_path) -> FeedbackStore:
-    store = FeedbackStore(
-        tmp_path / "webapp", tmp_path / "feedback", 3600, limits=QueueLimits(max_pending=3, max_age_seconds=86400)
-    )
-    store.init()
-    return store
+def records(tmp_path) -> Records:
+    return open_for_test(tmp_path, review_queue_max=3, review_max_age_days=1.0)
 
 
-def waiting(store: FeedbackStore, name: str, when: float) -> str:
+def waiting(records: Records, name: str, when: float) -> str:
     prediction_id = name * 32
-    store.record_prediction(
+    records.predictions.record(
         prediction_id, PHOTO, "jpg", model_name="m", model_version="1", label="forest",
         probabilities={"forest": 0.9, "sea": 0.1}, latency_ms=1.0, client=f"client-{name}",
     )  # fmt: skip
-    store.give_feedback(prediction_id, False, "sea", client=f"client-{name}")
-    with store._connect() as db:  # as if answered then
+    records.review.answer(prediction_id, False, "sea", client=f"client-{name}")
+    with records.review.db.connect() as db:  # as if answered then
         db.execute("UPDATE predictions SET created_at = ?, feedback_at = ? WHERE id = ?", (when, when, prediction_id))
     return prediction_id
 
 
-def test_the_oldest_waiting_answers_expire_with_their_uploads_past_the_queues_most_and_age(store):
+def test_the_oldest_waiting_answers_expire_with_their_uploads_past_the_queues_most_and_age(records):
     now = time.time()
-    old = waiting(store, "a", now - 2 * 86400)  # older than the queue's age of a day
-    kept = [waiting(store, name, now - 600 + i) for i, name in enumerate("bcd")]  # each answer enforces the limits
-    assert store.queue_summary(now)["expired"] == {"age": 1, "cap": 0}
-    assert not store.upload_path(old, "jpg").exists()
-    newest = waiting(store, "e", now)  # a fourth answer within the age: the oldest of the rest goes
-    assert store.queue_summary(now)["pending"] == 3
-    expired = [row["id"] for row in store.rows() if row["review_state"] == "expired"]
+    old = waiting(records, "a", now - 2 * 86400)  # older than the queue's age of a day
+    kept = [waiting(records, name, now - 600 + i) for i, name in enumerate("bcd")]  # each answer enforces the limits
+    assert records.review.summary(now)["expired"] == {"age": 1, "cap": 0}
+    assert not records.predictions.upload_path(old, "jpg").exists()
+    newest = waiting(records, "e", now)  # a fourth answer within the age: the oldest of the rest goes
+    assert records.review.summary(now)["pending"] == 3
+    expired = [row["id"] for row in records.predictions.rows() if row["review_state"] == "expired"]
     assert sorted(expired) == sorted([old, kept[0]])
-    assert not store.upload_path(kept[0], "jpg").exists()
-    assert all(store.upload_path(p, "jpg").exists() for p in (*kept[1:], newest))
-    assert store.queue_summary(now)["expired"] == {"age": 1, "cap": 1}
-    assert store.enforce_limits(now) == {"age": 0, "cap": 0}  # nothing more to do
+    assert not records.predictions.upload_path(kept[0], "jpg").exists()
+    assert all(records.predictions.upload_path(p, "jpg").exists() for p in (*kept[1:], newest))
+    assert records.review.summary(now)["expired"] == {"age": 1, "cap": 1}
+    assert records.review.enforce_limits(now) == {"age": 0, "cap": 0}  # nothing more to do
 
 
 def test_expiries_are_counted_on_monitoring_and_in_metrics(tmp_path, extractor, production_model):
@@ -161,7 +158,7 @@ def test_a_bulk_accept_takes_nothing_the_reviewer_has_not_seen(app):
     assert results[0]["review_state"] == "accepted"
     assert [r.get("status") for r in results[1:]] == [409, 409]
     assert "open its image before accepting it" in results[1]["error"]
-    states = {row["id"]: row["review_state"] for row in app.extensions["fsdl_store"].rows()}
+    states = {row["id"]: row["review_state"] for row in app.extensions["fsdl_records"].predictions.rows()}
     assert [states[i] for i in ids] == ["accepted", "pending", "pending"]
     # Rejecting needs no look: nothing reaches training.
     rejected = reviewer.post(

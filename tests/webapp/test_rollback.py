@@ -101,7 +101,7 @@ def test_admin_rolls_back_to_the_previous_version_and_mlflow_records_it(served_t
     assert tags["rolled_back_from"] == "2"
     assert tags["rolled_back_by"] == mlflow_admin()[0]
     assert tags["promotion_decision"].startswith("rolled back from version 2 by")
-    history = app.extensions["fsdl_store"].served_history()
+    history = app.extensions["fsdl_records"].served.history()
     assert [item["model_version"] for item in history] == ["1", "2", "1"]
 
     again = client.post("/api/v1/model/rollback", json=as_mlflow(*mlflow_admin()), headers=WEBAPP_LOGIN)

@@ -249,19 +249,57 @@ class RetrainDecision:
     model_version: str | None = None
 
 
-def write_status(path: Path, status: dict[str, Any]) -> None:
-    """Leave the web app's drift status (``/api/v1/drift``) at ``path``, stamped with the time, for
-    the drift watch DAG (:func:`read_status`); readers see the old file or the new one whole."""
-    from fsdl_lib._atomic import atomic_write_bytes
+@dataclass(frozen=True)
+class DriftSettings:
+    """How the web app checks drift (its WEBAPP_DRIFT_* settings)."""
 
-    atomic_write_bytes(path, json.dumps({**status, "written_at": time.time()}).encode(), durable=False)
+    interval_seconds: float
+    window: int
+    min_window: int
+    alpha: float
+    persist_checks: int
 
 
-def read_status(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DriftStatus:
+    """What the web app knows of the served version's drift: how it checks, its recent checks (each
+    a row of its drift log with the :class:`DriftReport` as a dict) and whether drift persists. The
+    web app serves it (``/api/v1/drift``) and leaves it for the drift watch DAG (:func:`write_status`,
+    :func:`read_status`), which decides on it (:func:`retrain_decision`)."""
+
+    settings: DriftSettings
+    status: str
+    model_version: str | None
+    persistent: bool
+    checks: list[dict[str, Any]]
+    written_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DriftStatus:
+        """Read a status written by :meth:`as_dict`; :class:`DriftInputError` naming what is wrong."""
+        try:
+            return cls(**{**data, "settings": DriftSettings(**data["settings"]), "checks": list(data["checks"])})
+        except (KeyError, TypeError) as exc:
+            raise DriftInputError(f"not a drift status the web app writes ({exc})") from None
+
+
+def write_status(path: Path, status: DriftStatus) -> None:
+    """Leave the web app's drift status at ``path``, stamped with the time, for the drift watch DAG
+    (:func:`read_status`); readers see the old file or the new one whole."""
+    from fsdl_lib.atomic import atomic_write_bytes
+
+    stamped = {**status.as_dict(), "written_at": time.time()}
+    atomic_write_bytes(path, json.dumps(stamped).encode(), durable=False)
+
+
+def read_status(path: Path) -> DriftStatus:
     """The drift status the web app left at ``path``; :class:`DriftInputError` saying why when there
     is none to read."""
     try:
-        status = json.loads(path.read_bytes())
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise DriftInputError(
             f"no drift status at {path}: the web app writes it there every WEBAPP_DRIFT_INTERVAL_SECONDS "
@@ -269,31 +307,31 @@ def read_status(path: Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise DriftInputError(f"the drift status at {path} cannot be read ({exc})") from None
-    if not isinstance(status, dict) or "checks" not in status:
-        raise DriftInputError(f"the drift status at {path} is not one the web app wrote")
-    return status
+    try:
+        return DriftStatus.from_dict(data)
+    except DriftInputError as exc:
+        raise DriftInputError(f"{path}: {exc}") from None
 
 
-def retrain_decision(status: dict[str, Any], *, enabled: bool) -> RetrainDecision:
-    """Whether the web app's drift status (``/api/v1/drift``) calls for a full retraining.
+def retrain_decision(status: DriftStatus, *, enabled: bool) -> RetrainDecision:
+    """Whether the web app's drift status calls for a full retraining.
 
     Only persistent drift does (the last ``persist_checks`` checks of the served version all flagged
     it: one check alone is a false alarm in a share ``alpha`` of windows), and only when enabled.
     """
-    version = status.get("model_version")
-    settings = status.get("settings", {})
-    mine = [c for c in status.get("checks", []) if c.get("model_version") == version]
-    if not status.get("persistent"):
+    version = status.model_version
+    mine = [c for c in status.checks if c.get("model_version") == version]
+    if not status.persistent:
         if not mine:
-            return RetrainDecision(False, f"no drift check of the served version yet ({status.get('status')})", version)
+            return RetrainDecision(False, f"no drift check of the served version yet ({status.status})", version)
         latest = mine[-1]
         return RetrainDecision(
             False,
             f"no persistent drift: the newest check of version {version} has p = {latest['p_value']:.4f} "
-            f"(threshold {settings.get('alpha')}), over {latest['n_window']} predictions",
+            f"(threshold {status.settings.alpha}), over {latest['n_window']} predictions",
             version,
         )
-    flagged = mine[-int(settings.get("persist_checks", 1)) :]
+    flagged = mine[-status.settings.persist_checks :]
     values = ", ".join(f"{c['p_value']:.4f}" for c in flagged)
     if not enabled:
         return RetrainDecision(

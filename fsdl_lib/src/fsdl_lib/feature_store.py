@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 
-from fsdl_lib._atomic import atomic_write_bytes
 from fsdl_lib._progress import Progress
+from fsdl_lib.atomic import atomic_write_bytes
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import FileRecord, dataset_version, scan_split
 from fsdl_lib.exceptions import FeatureCacheError, InvalidImageError

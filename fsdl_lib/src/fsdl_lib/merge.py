@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from fsdl_lib._atomic import fsync_dir
+from fsdl_lib.atomic import fsync_dir
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import IMAGE_SUFFIXES, scan_split
 from fsdl_lib.exceptions import FsdlError

@@ -34,6 +34,7 @@ from fsdl_lib.dataset import FileRecord, dataset_version
 from fsdl_lib.drift import Reference
 from fsdl_lib.exceptions import FsdlError, NoUsableCandidateError
 from fsdl_lib.features import BackboneId
+from fsdl_lib.inference import top_probability
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -199,7 +200,6 @@ def plan_training(
     version on the current backbone whose candidate still exists; ``auto`` falls back to the full
     grid without one, an explicit ``refit`` fails and says why.
     """
-    from fsdl_lib.exceptions import ModelNotFoundError
 
     if requested not in TRAINING_CHOICES:
         raise FsdlError(f"training must be one of {', '.join(TRAINING_CHOICES)}, not {requested!r}")
@@ -211,14 +211,11 @@ def plan_training(
     if requested == "auto" and not new_feedback:
         return full_grid("not started by new feedback (started by hand or on a schedule)")
     name = settings.scenes_model_name
-    try:
-        current = tracking.resolve_alias(name, tracking.ALIAS_PRODUCTION)
-    except ModelNotFoundError:
-        current = None
+    current = tracking.alias_version(name, tracking.ALIAS_PRODUCTION)
     backbone = BackboneId.of(
         offline_weights=settings.offline_weights, seed=settings.weights_seed, image_size=settings.image_size
     )
-    candidate = current.tags.get("candidate") if current is not None else None
+    candidate = current.tags.get(tracking.TAG_CANDIDATE) if current is not None else None
     if current is None:
         problem = f"{name} has no production version to refit"
     elif candidate not in CANDIDATES:
@@ -396,20 +393,6 @@ def _pipeline(candidate: Candidate, previous: Any, y: np.ndarray) -> tuple[Pipel
 # register_best
 
 
-def class_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
-    """Per row, the model's probability of each of its ``classes_`` (one-hot for a classifier
-    without probabilities). Training (its drift reference) and serving read confidences through this one."""
-    if hasattr(model, "predict_proba"):
-        return np.asarray(model.predict_proba(features), dtype=float)
-    predicted = np.asarray(model.predict(features)).astype(str)
-    return (predicted[:, None] == np.asarray(model.classes_).astype(str)[None, :]).astype(float)
-
-
-def top_probability(model: Any, features: np.ndarray) -> np.ndarray:
-    """The model's confidence in each answer."""
-    return class_probabilities(model, features).max(axis=1)
-
-
 def select_best(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The usable result with the highest validation F1; ties go to the earlier candidate.
 
@@ -446,9 +429,9 @@ def register_best(
     tags = {
         **run_tags(dataset, settings, dag_run_id),
         **plan.tags,
-        "candidate": best["candidate"],
-        "val_f1": f"{best['val_f1']:.4f}",
-        "test_f1": f"{best['test_f1']:.4f}",
+        tracking.TAG_CANDIDATE: best["candidate"],
+        tracking.TAG_VAL_F1: f"{best['val_f1']:.4f}",
+        tracking.TAG_TEST_F1: f"{best['test_f1']:.4f}",
     }
     version = tracking.register_version(
         f"runs:/{best['run_id']}/model",
@@ -476,17 +459,14 @@ def promote_if_better(version: str, dataset: SceneDataset, *, settings: Settings
     """Move ``production`` to ``version`` only if it beats production on the same test split."""
     import mlflow
 
-    from fsdl_lib.exceptions import ModelNotFoundError, UnsafeModelError
+    from fsdl_lib.exceptions import UnsafeModelError
 
     name = settings.scenes_model_name
     client = mlflow.MlflowClient()
     test = dataset.load("test")
     challenger = tracking.load_version(client.get_model_version(name, version)).model
     challenger_f1 = classification_metrics(test.labels, challenger.predict(test.features))["f1"]
-    try:
-        current = tracking.resolve_alias(name, tracking.ALIAS_PRODUCTION)
-    except ModelNotFoundError:
-        current = None
+    current = tracking.alias_version(name, tracking.ALIAS_PRODUCTION)
     if current is None:
         decision = Promotion(True, "no production version yet", challenger_f1)
     elif current.tags.get(tracking.TAG_BACKBONE_ID) != str(dataset.backbone):
@@ -520,7 +500,7 @@ def promote_if_better(version: str, dataset: SceneDataset, *, settings: Settings
             )
     if decision.promoted:
         client.set_registered_model_alias(name, tracking.ALIAS_PRODUCTION, version)
-    client.set_model_version_tag(name, version, "promotion_decision", decision.reason)
+    client.set_model_version_tag(name, version, tracking.TAG_PROMOTION_DECISION, decision.reason)
     client.set_model_version_tag(name, version, "promotion_challenger_test_f1", f"{challenger_f1:.4f}")
     if decision.production_f1 is not None:
         client.set_model_version_tag(name, version, "promotion_production_test_f1", f"{decision.production_f1:.4f}")

@@ -33,6 +33,11 @@ TAG_WEIGHTS_ID: Final = "weights_id"
 TAG_CODE_VERSION: Final = "code_version"
 TAG_DAG_RUN_ID: Final = "airflow_dag_run_id"
 TAG_TASK_KEY: Final = "airflow_task_key"
+TAG_CANDIDATE: Final = "candidate"
+TAG_VAL_F1: Final = "val_f1"
+TAG_TEST_F1: Final = "test_f1"
+TAG_PROMOTION_DECISION: Final = "promotion_decision"
+"""Why a version was, or was not, moved to production (the guarded promotion, a rollback)."""
 ALIAS_CHALLENGER: Final = "challenger"
 ALIAS_PRODUCTION: Final = "production"
 
@@ -332,6 +337,14 @@ def resolve_alias(name: str, alias: str, *, client: MlflowClient | None = None) 
         raise
 
 
+def alias_version(name: str, alias: str, *, client: MlflowClient | None = None) -> ModelVersion | None:
+    """The version of ``name`` that ``alias`` points to, or None when it points nowhere."""
+    try:
+        return resolve_alias(name, alias, client=client)
+    except ModelNotFoundError:
+        return None
+
+
 def load_model(name: str, alias: str, *, client: MlflowClient | None = None) -> LoadedModel:
     """Resolve ``models:/<name>@<alias>`` and load that exact version with :func:`load_version`.
 
@@ -344,6 +357,27 @@ def load_model(name: str, alias: str, *, client: MlflowClient | None = None) -> 
 def load_version(version: ModelVersion) -> LoadedModel:
     """Load one registered version (by number, with :func:`load_sklearn_model`)."""
     return LoadedModel(load_sklearn_model(f"models:/{version.name}/{version.version}"), version)
+
+
+def version_summaries(name: str, versions: Iterable[str], *, client: MlflowClient | None = None) -> dict[str, dict]:
+    """What each version recorded when it was registered (candidate, scores, time) and its last
+    promotion decision; versions the registry cannot give now (it may be down) are left out."""
+    client = _client(client)
+    found: dict[str, dict] = {}
+    for version in dict.fromkeys(versions):
+        try:
+            registered = client.get_model_version(name, version)
+        except Exception as exc:
+            log.warning("version %s of %s not read from the registry: %s", version, name, exc)
+            continue
+        found[version] = {
+            "candidate": registered.tags.get(TAG_CANDIDATE),
+            "val_f1": registered.tags.get(TAG_VAL_F1),
+            "test_f1": registered.tags.get(TAG_TEST_F1),
+            "decision": registered.tags.get(TAG_PROMOTION_DECISION),
+            "registered_at": registered.creation_timestamp / 1000 if registered.creation_timestamp else None,
+        }
+    return found
 
 
 def register_version(
@@ -380,10 +414,8 @@ def register_version(
         if version.status != "READY":
             raise RegistrationError(f"version {version.version} of {name!r} is {version.status}, not READY")
         for alias in aliases:
-            try:
-                previous[alias] = str(resolve_alias(name, alias, client=client).version)
-            except ModelNotFoundError:
-                previous[alias] = None
+            held = alias_version(name, alias, client=client)
+            previous[alias] = None if held is None else str(held.version)
             client.set_registered_model_alias(name, alias, version.version)
     except Exception as exc:
         _roll_back(client, name, version.version, previous)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from fsdl_lib import tracking
-from fsdl_lib._atomic import atomic_write_bytes
+from fsdl_lib.atomic import atomic_write_bytes
 from fsdl_lib.dataset import FileRecord, dataset_version
 
 if TYPE_CHECKING:

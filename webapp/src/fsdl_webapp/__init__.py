@@ -12,7 +12,7 @@ from flask import Flask
 from fsdl_lib.config import Settings
 from fsdl_lib.exceptions import ConfigError
 from fsdl_webapp.config import WebSettings
-from fsdl_webapp.feedback import POLICIES
+from fsdl_webapp.review_queue import POLICIES
 
 __all__ = ["create_app"]
 

@@ -16,7 +16,7 @@ from fsdl_lib.images import EXTENSIONS, decode_image
 from fsdl_lib.metadata import strip_metadata
 from fsdl_webapp.errors import ApiError, UnavailableError
 from fsdl_webapp.monitoring import get_metrics
-from fsdl_webapp.services import get_model_service, get_store
+from fsdl_webapp.services import get_model_service, get_records
 from fsdl_webapp.throttle import client_id
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -62,7 +62,7 @@ def predict():
     # A few predictions, drawn at random, go to the reviewers unasked: confident mistakes are found no
     # other way, and the reviewed sample gives an accuracy that does not depend on who chose to answer.
     sampled = random.random() < web.review_sample_rate
-    get_store().record_prediction(
+    get_records().predictions.record(
         prediction_id,
         data,
         EXTENSIONS[image_format],
@@ -101,7 +101,7 @@ def feedback():
         raise ApiError("correct must be true or false")
     if not is_scene_class(label):
         raise ApiError(f"label must be one of: {', '.join(SCENE_CLASSES)}")
-    result = get_store().give_feedback(prediction_id, correct, label, client=client_id())
+    result = get_records().review.answer(prediction_id, correct, label, client=client_id())
     if not result.repeated:
         get_metrics().feedback.labels(result.model_version, str(correct).lower()).inc()
     return jsonify(

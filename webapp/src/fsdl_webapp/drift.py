@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from fsdl_lib import tracking
-from fsdl_lib.drift import DriftInputError, Reference, check_window, write_status
-from fsdl_webapp.model_service import InferenceRunner
+from fsdl_lib.drift import DriftInputError, DriftSettings, DriftStatus, Reference, check_window, write_status
+from fsdl_webapp.offload import InferenceRunner
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ FEATURES_KEPT_PER_WINDOW = 10
 
 
 class DriftMonitor:
-    def __init__(self, service: Any, store: Any, web: Any, status_path: Path | None = None) -> None:
+    def __init__(self, service: Any, predictions: Any, checks: Any, web: Any, status_path: Path | None = None) -> None:
         self.service = service
-        self.store = store
+        self.predictions = predictions  # the prediction log: the windows' features
+        self.checks = checks  # the drift log
         self.status_path = status_path
         self.interval = web.drift_interval_seconds
         self.window = web.drift_window
@@ -77,14 +78,14 @@ class DriftMonitor:
         if isinstance(reference, str):
             self.last_status = reference
             return None
-        window = self.store.drift_window(served.name, served.version, self.window)
+        window = self.predictions.features_window(served.name, served.version, self.window)
         count = len(window["labels"])
         if count < self.min_window:
             self.last_status = (
                 f"{count} predictions of version {served.version} so far; the check needs {self.min_window}"
             )
             return None
-        previous = self.store.drift_checks(limit=1)
+        previous = self.checks.checks(limit=1)
         if previous and (previous[-1]["model_version"], previous[-1]["window_end"]) == (
             served.version,
             float(window["created_at"][-1]),
@@ -92,7 +93,7 @@ class DriftMonitor:
             self.last_status = "no new predictions since the last check"
             return None
         report = self._runner.run(self._compute, reference, window).as_dict()
-        self.store.record_drift(served.name, served.version, window, report)
+        self.checks.record(served.name, served.version, window, report)
         self.last_status = f"checked {count} predictions of version {served.version}"
         log.log(
             logging.WARNING if report["drift"] else logging.INFO,
@@ -112,25 +113,19 @@ class DriftMonitor:
         with threadpool_limits(1):
             return check_window(reference, window["features"], window["labels"], window["confidence"], alpha=self.alpha)
 
-    def status(self, limit: int = 200) -> dict[str, Any]:
+    def status(self, limit: int = 200) -> DriftStatus:
         """The recent checks, and whether drift persists (the last ``persist_checks`` all flagged)."""
-        checks = self.store.drift_checks(limit=limit)
+        checks = self.checks.checks(limit=limit)
         served = self.service.current
         latest = [c for c in checks if served is not None and c["model_version"] == served.version]
         recent = latest[-self.persist_checks :]
-        return {
-            "settings": {
-                "interval_seconds": self.interval,
-                "window": self.window,
-                "min_window": self.min_window,
-                "alpha": self.alpha,
-                "persist_checks": self.persist_checks,
-            },
-            "status": self.last_status,
-            "model_version": served.version if served else None,
-            "persistent": len(recent) == self.persist_checks and all(c["drift"] for c in recent),
-            "checks": checks,
-        }
+        return DriftStatus(
+            settings=DriftSettings(self.interval, self.window, self.min_window, self.alpha, self.persist_checks),
+            status=self.last_status,
+            model_version=served.version if served else None,
+            persistent=len(recent) == self.persist_checks and all(c["drift"] for c in recent),
+            checks=checks,
+        )
 
     def publish(self) -> None:
         """Leave the status for the drift watch DAG (:attr:`status_path`); a failure is logged only."""
@@ -150,7 +145,7 @@ class DriftMonitor:
             while not self._stop.wait(self.interval):
                 try:
                     self.check()
-                    self.store.prune_features(keep=FEATURES_KEPT_PER_WINDOW * self.window)
+                    self.predictions.prune_features(keep=FEATURES_KEPT_PER_WINDOW * self.window)
                 except Exception:
                     log.exception("drift check failed")
                 self.publish()

@@ -1,7 +1,9 @@
 """The web app's errors and how every response to one looks.
 
-API errors are JSON (``{"error": message}``) with a status code; anonymous clients get generic
-messages for anything unexpected, and the log gets the details. :func:`init_app` installs it all.
+API errors are JSON (``{"error": message}``) with a status code: a view's :class:`ApiError`, or a
+refusal of the records (:class:`fsdl_webapp.feedback_db.StoreError`), whose status this module alone
+decides (:data:`STORE_STATUS`). Anonymous clients get generic messages for anything unexpected, and
+the log gets the details. :func:`init_app` installs it all.
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ import sqlite3
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from fsdl_webapp.feedback_db import (
+    AnswerConflictError,
+    InvalidAnswerError,
+    PredictionGoneError,
+    StoreError,
+    TooManyWaitingError,
+    UnknownPredictionError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +39,6 @@ class ApiError(Exception):
             self.status = status
 
 
-class NotFoundError(ApiError):
-    status = 404
-
-
-class GoneError(ApiError):
-    status = 410
-
-
 class ConflictError(ApiError):
     status = 409
 
@@ -44,14 +47,18 @@ class UnavailableError(ApiError):
     status = 503
 
 
-class TooManyError(ApiError):
-    """Over a limit of this client's: 429, with how long to wait."""
+STORE_STATUS: dict[type[StoreError], int] = {
+    UnknownPredictionError: 404,
+    PredictionGoneError: 410,
+    InvalidAnswerError: 400,
+    AnswerConflictError: 409,
+    TooManyWaitingError: 429,
+}
+"""What each refusal of the records is over HTTP."""
 
-    status = 429
 
-    def __init__(self, message: str, retry_after: int = 3600) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+def status_of(exc: StoreError) -> int:
+    return next((code for kind, code in STORE_STATUS.items() if isinstance(exc, kind)), 400)
 
 
 def out_of_space(exc: BaseException) -> bool:
@@ -66,10 +73,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
+        return jsonify(error=exc.message), exc.status
+
+    @app.errorhandler(StoreError)
+    def store_error(exc: StoreError):
         response = jsonify(error=exc.message)
-        if isinstance(exc, TooManyError):
+        if isinstance(exc, TooManyWaitingError):
             response.headers["Retry-After"] = str(exc.retry_after)
-        return response, exc.status
+        return response, status_of(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -22,39 +22,10 @@ from PIL import Image
 from fsdl_lib import tracking
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.exceptions import IncompatibleModelError, ModelNotFoundError, UnsafeModelError
-from fsdl_lib.scenes import class_probabilities
+from fsdl_lib.inference import class_probabilities
+from fsdl_webapp.offload import InferenceRunner
 
 log = logging.getLogger(__name__)
-
-
-class InferenceRunner:
-    """Runs inference on one real OS thread when the process serves with gevent.
-
-    A gevent worker is one OS thread: a model running in a greenlet would stop the event loop for
-    the whole inference, so reading the next uploads, decoding them and answering ``/healthz``
-    would wait, and concurrent clients would see the sum of everything. On its own thread (torch
-    and NumPy release the GIL) the model computes while the loop serves the rest; one thread keeps
-    inferences one at a time, each with every core, never competing. Without gevent (tests, the
-    development server) it calls the function directly.
-    """
-
-    def __init__(self) -> None:
-        self._pool: Any = None
-        try:
-            from gevent import monkey
-        except ImportError:  # pragma: no cover - gevent is a dependency of the web app
-            return
-        if monkey.is_module_patched("threading"):
-            from gevent.threadpool import ThreadPool
-
-            self._pool = ThreadPool(1)
-
-    @property
-    def offloaded(self) -> bool:
-        return self._pool is not None
-
-    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(*args) if self._pool is None else self._pool.apply(fn, args)
 
 
 @dataclass(frozen=True)

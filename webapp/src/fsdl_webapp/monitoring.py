@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_webapp.services import get_drift_monitor, get_store
+from fsdl_webapp.services import get_drift_monitor, get_records
 
 bp = Blueprint("monitoring", __name__)
 
@@ -39,13 +39,13 @@ class Metrics:
 
 
 class ReviewQueueCollector:
-    """The review queue's size and age, read from the feedback log at each scrape."""
+    """The review queue's size, age and expiries, read from its records at each scrape."""
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
+    def __init__(self, review: Any) -> None:
+        self.review = review
 
     def collect(self) -> Any:
-        summary = self.store.queue_summary()
+        summary = self.review.summary()
         yield GaugeMetricFamily("fsdl_review_queue_pending", "Answers waiting for review", value=summary["pending"])
         yield GaugeMetricFamily(
             "fsdl_review_queue_oldest_seconds",
@@ -73,7 +73,7 @@ class ServingCollector:
         if served is None:
             return
         status = self.monitor.status(limit=self.monitor.persist_checks)
-        checks = [c for c in status["checks"] if c["model_version"] == served.version]
+        checks = [c for c in status.checks if c["model_version"] == served.version]
         if not checks:
             return
         latest, report = checks[-1], checks[-1]["report"]
@@ -83,7 +83,7 @@ class ServingCollector:
             "fsdl_drift_detected": ("1 when the newest window's p-value is under the threshold", int(latest["drift"])),
             "fsdl_drift_persistent": (
                 "1 when the last WEBAPP_DRIFT_PERSIST_CHECKS checks all flagged drift",
-                int(status["persistent"]),
+                int(status.persistent),
             ),
             "fsdl_drift_window_predictions": ("Predictions in the newest checked window", latest["n_window"]),
             "fsdl_drift_class_p_value": (
@@ -106,7 +106,7 @@ class ServingCollector:
 
 def init_app(app: Any) -> None:
     metrics = Metrics()
-    metrics.registry.register(ReviewQueueCollector(app.extensions["fsdl_store"]))
+    metrics.registry.register(ReviewQueueCollector(app.extensions["fsdl_records"].review))
     metrics.registry.register(ServingCollector(app.extensions["fsdl_model"], app.extensions["fsdl_drift"]))
     app.extensions["fsdl_metrics"] = metrics
 
@@ -202,14 +202,14 @@ def stats():
     bucket = request.args.get("bucket_seconds", "3600")
     if not bucket.isdigit() or not 60 <= int(bucket) <= 86400 * 7:
         return jsonify(error="bucket_seconds must be a whole number of seconds between 60 and 604800"), 400
-    store = get_store()
-    summary = summarise(store.rows(), time.time(), int(bucket), store.sampled_accuracy())
-    return jsonify({**summary, "review_queue": store.queue_summary()})
+    records = get_records()
+    summary = summarise(records.predictions.rows(), time.time(), int(bucket), records.predictions.sampled_accuracy())
+    return jsonify({**summary, "review_queue": records.review.summary()})
 
 
 @bp.get("/api/v1/drift")
 def drift():
-    return jsonify(get_drift_monitor().status())
+    return jsonify(get_drift_monitor().status().as_dict())
 
 
 @bp.get("/monitoring")

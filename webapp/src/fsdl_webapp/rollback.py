@@ -21,9 +21,10 @@ from typing import Any
 import requests
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from fsdl_lib import tracking
 from fsdl_webapp.access import login_required, username
 from fsdl_webapp.errors import ApiError, ConflictError
-from fsdl_webapp.services import get_model_service, get_store
+from fsdl_webapp.services import get_model_service, get_records
 from fsdl_webapp.throttle import client_address, note_failed_login
 
 bp = Blueprint("rollback", __name__)
@@ -70,16 +71,6 @@ class MlflowAs:
         return dict(response.json() or {})
 
 
-def previous_versions(current: str) -> list[str]:
-    """Versions this server served before ``current``, the most recent first."""
-    seen: list[str] = []
-    for item in get_store().served_history(limit=200):
-        version = item["model_version"]
-        if version != current and version not in seen:
-            seen.append(version)
-    return seen
-
-
 def mlflow_login(body: dict[str, Any]) -> tuple[str, str]:
     """The MLflow user and password a rollback carries; any string that cannot be one is a 400."""
     user, password = body.get("mlflow_username"), body.get("mlflow_password")
@@ -100,7 +91,7 @@ def mlflow_login(body: dict[str, Any]) -> tuple[str, str]:
 def page():
     service = get_model_service()
     served = service.current
-    previous = next(iter(previous_versions(served.version)), None) if served else None
+    previous = get_records().served.previous(served.version) if served else None
     return render_template("rollback.html", served=served, previous=previous)
 
 
@@ -118,7 +109,7 @@ def rollback():
         raise ApiError("from_version and to_version must be version numbers, as strings")
     user, password = mlflow_login(body)
     service = get_model_service()
-    if to_version not in previous_versions(from_version):
+    if to_version not in get_records().served.previous_versions(from_version):
         raise ApiError(f"version {to_version} has not served here; a rollback goes "
                        "back to a version that served before (the model page lists them)")  # fmt: skip
     name, alias = service.name, service.alias
@@ -129,7 +120,7 @@ def rollback():
         raise ConflictError(f"@{alias} is version {now_serving or 'none'} now, not {from_version}; reload the page")
     decided = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     tags = {
-        "promotion_decision": f"rolled back from version {from_version} by {user} in the web app",
+        tracking.TAG_PROMOTION_DECISION: f"rolled back from version {from_version} by {user} in the web app",
         "rolled_back_from": from_version,
         "rolled_back_by": user,
         "rolled_back_at": decided,

@@ -1,9 +1,10 @@
-"""The process-wide resources behind an ``init_app`` seam: the model service, the feedback store and
-the drift monitor."""
+"""The process-wide resources behind an ``init_app`` seam: the model service, the records (the
+prediction log, the review queue, the served history and the drift log) and the drift monitor."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,42 @@ from flask import Flask, current_app
 from fsdl_lib.config import Settings
 from fsdl_webapp.config import WebSettings
 from fsdl_webapp.drift import DriftMonitor
-from fsdl_webapp.feedback import FeedbackStore, QueueLimits
+from fsdl_webapp.feedback_db import FeedbackDatabase
 from fsdl_webapp.model_service import ModelService
+from fsdl_webapp.prediction_log import PredictionLog
+from fsdl_webapp.review_queue import QueueLimits, ReviewQueue
+from fsdl_webapp.served_log import DriftLog, ServedHistory
+
+
+@dataclass(frozen=True)
+class Records:
+    """What the web app keeps, one object per concern, over one database."""
+
+    predictions: PredictionLog
+    review: ReviewQueue
+    served: ServedHistory
+    drift: DriftLog
+
+    def housekeeping(self) -> None:
+        """Write the files of accepted answers a crash left unwritten, expire what waited too long
+        for review, then the uploads nobody answered in time."""
+        self.review.export_accepted()
+        self.review.enforce_limits()
+        self.predictions.expire()
+
+
+def open_records(state_dir: Path, settings: Settings, web: WebSettings) -> Records:
+    db = FeedbackDatabase(state_dir / "feedback.db")
+    db.init()
+    predictions = PredictionLog(db, state_dir / "uploads", web.prediction_ttl_seconds)
+    predictions.init()
+    limits = QueueLimits(
+        max_pending=web.review_queue_max,
+        max_age_seconds=web.review_max_age_days * 86400,
+        per_client=web.review_pending_per_client,
+    )
+    review = ReviewQueue(db, predictions, settings.scenes_feedback_dir, policy=web.feedback_policy, limits=limits)
+    return Records(predictions, review, ServedHistory(db), DriftLog(db))
 
 
 def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -> None:
@@ -30,30 +65,21 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         from fsdl_lib.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_settings(settings)  # once per process, never per request
-    state_dir = Path(app.config["WEB_STATE_DIR"])
-    limits = QueueLimits(
-        max_pending=web.review_queue_max,
-        max_age_seconds=web.review_max_age_days * 86400,
-        per_client=web.review_pending_per_client,
-    )
-    store = FeedbackStore(
-        state_dir, settings.scenes_feedback_dir, web.prediction_ttl_seconds, policy=web.feedback_policy, limits=limits
-    )
-    store.init()
+    records = open_records(Path(app.config["WEB_STATE_DIR"]), settings, web)
     service = ModelService(
         extractor,
         settings.scenes_model_name,
         web.model_alias,
         web.poll_seconds,
-        on_change=lambda served: store.record_served(served.name, served.version, served.alias, served.loaded_at),
+        on_change=lambda served: records.served.record(served.name, served.version, served.alias, served.loaded_at),
     )
-    monitor = DriftMonitor(service, store, web, status_path=settings.drift_status_path)
-    app.extensions["fsdl_store"] = store
+    monitor = DriftMonitor(service, records.predictions, records.drift, web, status_path=settings.drift_status_path)
+    app.extensions["fsdl_records"] = records
     app.extensions["fsdl_model"] = service
     app.extensions["fsdl_drift"] = monitor
     if start_polling:
-        store.housekeeping()
-        service.start(housekeeping=store.housekeeping)
+        records.housekeeping()
+        service.start(housekeeping=records.housekeeping)
         monitor.start()
     else:
         service.refresh()
@@ -63,8 +89,8 @@ def get_model_service() -> ModelService:
     return current_app.extensions["fsdl_model"]
 
 
-def get_store() -> FeedbackStore:
-    return current_app.extensions["fsdl_store"]
+def get_records() -> Records:
+    return current_app.extensions["fsdl_records"]
 
 
 def get_drift_monitor() -> DriftMonitor:
