@@ -115,3 +115,20 @@ def test_a_previous_model_of_other_steps_or_classes_is_not_used(blobs):
     older = Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(max_iter=50))]).fit(x, y)
     assert "not a fitted pipeline" in warm_start(CANDIDATES["logreg_c1"], older, y)
     assert "not a fitted pipeline" in warm_start(CANDIDATES["logreg_c1"], object(), y)
+
+
+@pytest.mark.parametrize("name", ["knn_3", "knn_7"])
+def test_knn_searches_by_brute_force_and_predicts_what_auto_did(blobs, name):
+    """No KD-tree in the model (the safe loader trusts none), and the same neighbours as the
+    'auto' search found on these dimensions: the models, and their scores, are unchanged."""
+    import skops.io
+
+    x, y = blobs
+    brute = build_pipeline(CANDIDATES[name])
+    fit(brute, x, y)
+    auto = build_pipeline(CANDIDATES[name])
+    auto.set_params(classify__algorithm="auto")
+    fit(auto, x, y)
+    assert brute.named_steps["classify"]._fit_method == "brute"
+    assert skops.io.get_untrusted_types(data=skops.io.dumps(brute)) == []
+    np.testing.assert_array_equal(brute.predict_proba(x[:200]), auto.predict_proba(x[:200]))
