@@ -9,12 +9,12 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-$(STAMP): requirements/platform.txt requirements/dev.txt fsdl_lib/pyproject.toml webapp/pyproject.toml tools/pyproject.toml
+$(STAMP): requirements/platform.txt requirements/torch.txt requirements/dev.txt fsdl_lib/pyproject.toml webapp/pyproject.toml deploy/pyproject.toml tools/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "Python 3.11 is required (found $$($(PYTHON) --version)); set PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar off -r requirements/platform.txt -r requirements/dev.txt -e fsdl_lib -e webapp -e tools
+	$(BIN)/python -m pip install --progress-bar off -r requirements/platform.txt -r requirements/dev.txt -e fsdl_lib -e webapp -e deploy -e tools
 	$(BIN)/python -m pip check
 	@touch $@
 
@@ -44,7 +44,7 @@ status: ## Say which platforms of this checkout run, where, and their processes
 .PHONY: secrets
 secrets: ## Add the secrets docker compose needs to .env (creating it from .env.example)
 	@test -f .env || cp .env.example .env
-	@$(PYTHON) scripts/make_secrets.py .env --compose
+	@PYTHONPATH=deploy/src $(PYTHON) -m fsdl_deploy.secrets .env --compose
 
 .PHONY: demo
 demo: venv ## One full turn of the data flywheel on the offline sample (own workspace in .demo/), then keep running
@@ -53,6 +53,10 @@ demo: venv ## One full turn of the data flywheel on the offline sample (own work
 .PHONY: seed
 seed: venv ## Seed data/raw/intel_scenes from the sample photos if it holds no images
 	@$(BIN)/fsdl seed --sample samples/intel_scenes --wine data/raw/wine/winequality-red.csv
+
+.PHONY: generate
+generate: venv ## Write the files generated from deploy/ (compose environments, Procfiles, prometheus.yml, .env.example)
+	$(BIN)/python -m fsdl_deploy.generate
 
 .PHONY: test
 test: venv ## Run every test layer (skips count as failures; installs what the layers need where it can)

@@ -29,15 +29,15 @@ mkdir -p "$AIRFLOW_HOME"
 # Secrets every process of a role must share: made once per AIRFLOW_HOME and kept there; values
 # already in the environment (from .env, say) win.
 # The logins generated on the first start are kept in FSDL_NEW_LOGINS for scripts/up.sh to show once.
-FSDL_NEW_LOGINS=$(python "$FSDL_ROOT/scripts/make_secrets.py" "$AIRFLOW_HOME/secrets.env") || return 1
+FSDL_NEW_LOGINS=$(python -m fsdl_deploy.secrets "$AIRFLOW_HOME/secrets.env") || return 1
 export FSDL_NEW_LOGINS
 while IFS='=' read -r name value; do
     [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
 done <"$AIRFLOW_HOME/secrets.env"
 
 # What the services add (Airflow's executor, database and API, the MLflow server's storage and
-# logins), derived from the settings in one place: fsdl_lib/services.py.
-services=$(fsdl env --services "${FSDL_MODE:-embedded}") || return 1
+# logins), derived from the settings in one place: deploy/src/fsdl_deploy/environment.py.
+services=$(fsdl-deploy env "${FSDL_MODE:-embedded}") || return 1
 eval "$services"
 unset services
 mkdir -p "$MLFLOW_ARTIFACTS_DESTINATION"

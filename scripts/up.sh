@@ -70,21 +70,12 @@ airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || {
 }
 # The pool the training tasks take their threads from (one slot per core; see fsdl_lib.resources).
 eval "airflow pools set $(fsdl compute-pool)" >/dev/null
-python - "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" <<'PY'
-import json, os, sys
-path, user, password = sys.argv[1:]
-if not password:
-    sys.exit("AIRFLOW_ADMIN_PASSWORD is empty: remove the empty line from .env to have one generated")
-tmp = path + ".tmp"
-with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-    json.dump({user: password}, out)
-os.replace(tmp, path)
-PY
+fsdl-deploy airflow-passwords "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 # Prometheus's configuration: this machine's addresses, the alert rules of monitoring/alerts.yml.
 mkdir -p "$FSDL_STORAGE_DIR/prometheus"
-fsdl prometheus-config --root "$FSDL_ROOT" >"$FSDL_STORAGE_DIR/prometheus/prometheus.yml"
+fsdl-deploy prometheus-config --root "$FSDL_ROOT" >"$FSDL_STORAGE_DIR/prometheus/prometheus.yml"
 # Its login: PROMETHEUS_USER with PROMETHEUS_PASSWORD (generated), stored as a bcrypt hash.
-(umask 077 && fsdl prometheus-web-config >"$FSDL_STORAGE_DIR/prometheus/web.yml")
+(umask 077 && fsdl-deploy prometheus-web-config >"$FSDL_STORAGE_DIR/prometheus/web.yml")
 say "MLflow logins"
 python "$FSDL_ROOT/mlflow/accounts.py" "$(dirname "$MLFLOW_AUTH_CONFIG_PATH")"
 

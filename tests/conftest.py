@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "samples" / "intel_scenes"
 LAYERS = {
     "lib": "lib",
+    "deploy": "deploy",
     "dags": "dags",
     "webapp": "webapp",
     "browser": "browser",

@@ -31,15 +31,6 @@ def test_env_prints_every_setting_as_shell_exports(tmp_path):
     assert env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
 
 
-def test_env_services_adds_what_the_mode_runs_with(tmp_path):
-    result = fsdl("env", "--services", "embedded", FSDL_STORAGE_DIR=str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    env = exports(result.stdout)
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags")
-    assert "FSDL_DATA_DIR" not in env  # the settings themselves come from plain `fsdl env`
-
-
 def test_a_bad_value_exits_2_naming_the_variable():
     result = fsdl("env", FSDL_OFFLINE_WEIGHTS="maybe")
     assert result.returncode == 2

@@ -56,8 +56,8 @@ def exporter() -> Iterator[Exporter]:
 
 def test_airflow_metrics_become_labelled_prometheus_series(exporter, monkeypatch):
     # Airflow's own client, configured as the platform configures every Airflow process.
+    from fsdl_deploy.environment import AirflowLayout, airflow_environment
     from fsdl_lib.config import Settings
-    from fsdl_lib.services import AirflowLayout, airflow_environment
 
     settings = Settings.from_env({"FSDL_STATSD_PORT": str(exporter.statsd_port)})
     env = airflow_environment(settings, "embedded", AirflowLayout.local(settings, ROOT))
@@ -130,7 +130,7 @@ class Prometheus:
 
         import yaml
 
-        from fsdl_lib.services import SCRAPE_LIMITS
+        from fsdl_deploy.prometheus import SCRAPE_LIMITS
 
         binary = shutil.which("prometheus")
         assert binary, "prometheus is missing: scripts/test-prerequisites.sh installs Debian's prometheus package"

@@ -16,14 +16,7 @@ def _env(args: argparse.Namespace) -> int:
         for name, default, doc in config.Settings.variables():
             print(f"{name} (default {default or '(empty)'})\n    {doc}")
         return 0
-    settings = config.load_settings()
-    if args.services:
-        from fsdl_lib.services import local_environment
-
-        env = local_environment(settings, args.services, root=Path.cwd())
-    else:
-        env = settings.as_environment()
-    for name, value in env.items():
+    for name, value in config.load_settings().as_environment().items():
         print(f"export {name}={shlex.quote(value)}")
     return 0
 
@@ -72,36 +65,12 @@ def _compute_pool(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prometheus_config(args: argparse.Namespace) -> int:
-    import json
-
-    from fsdl_lib.services import local_prometheus_config
-
-    # JSON is YAML: Prometheus reads it as its configuration file.
-    print(json.dumps(local_prometheus_config(config.load_settings(), args.root.absolute()), indent=2))
-    return 0
-
-
-def _prometheus_web_config(args: argparse.Namespace) -> int:
-    import json
-
-    from fsdl_lib.services import prometheus_web_config
-
-    print(json.dumps(prometheus_web_config(config.load_settings()), indent=2))
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     env = sub.add_parser("env", help="print the resolved settings as shell exports")
     env.add_argument("--doc", action="store_true", help="describe every variable instead")
-    env.add_argument(
-        "--services",
-        metavar="MODE",
-        help="print what the services of local mode MODE (embedded, distributed) add: Airflow, the MLflow server",
-    )
     env.set_defaults(func=_env)
 
     cached = sub.add_parser("weights-cached", help="exit 0 if the ImageNet weights are cached")
@@ -122,17 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         help="print the name, slots and description of Airflow's pool for training threads (for `airflow pools set`)",
     )
     pool.set_defaults(func=_compute_pool)
-
-    prometheus = sub.add_parser(
-        "prometheus-config", help="print Prometheus's configuration for the local modes (targets on this machine)"
-    )
-    prometheus.add_argument("--root", type=Path, default=Path.cwd(), help="the repository (for monitoring/alerts.yml)")
-    prometheus.set_defaults(func=_prometheus_config)
-
-    web = sub.add_parser(
-        "prometheus-web-config", help="print Prometheus's web configuration: its login (PROMETHEUS_PASSWORD, hashed)"
-    )
-    web.set_defaults(func=_prometheus_web_config)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

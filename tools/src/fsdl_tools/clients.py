@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import requests
 
+from fsdl_deploy.secrets import read_env_file
+
 T = TypeVar("T")
 
 
@@ -66,20 +68,13 @@ def wait_until(
         time.sleep(interval)
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """``NAME=value`` lines of an env file (comments and blank lines skipped; the last value wins)."""
-    values = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            name, value = line.split("=", 1)
-            values[name.strip()] = value.strip()
-    return values
-
-
 def local_logins(storage_dir: Path) -> dict[str, str]:
     """The logins a local run mode generated on its first start (scripts/local-env.sh keeps them in
     ``<storage>/airflow/secrets.env``), for scripts and tests that play the platform's users."""
-    return read_env_file(Path(storage_dir) / "airflow" / "secrets.env")
+    path = Path(storage_dir) / "airflow" / "secrets.env"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no logins yet (the platform writes them on its first start)")
+    return read_env_file(path)
 
 
 class AirflowClient:

@@ -170,7 +170,7 @@ class ComposeProject:
         shutil.copy(OVERRIDE, self.dir / OVERRIDE.name)
         shutil.copy(self.dir / ".env.example", self.dir / ".env")
         subprocess.run(
-            [sys.executable, "scripts/make_secrets.py", ".env", "--compose"], cwd=self.dir, check=True,
+            [sys.executable, "-m", "fsdl_deploy.secrets", ".env", "--compose"], cwd=self.dir, check=True,
             capture_output=True,
         )  # fmt: skip
         published = ("AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT", "PROMETHEUS_PORT")

@@ -1,9 +1,9 @@
 """The environment each service of the platform runs with, derived from :class:`Settings`.
 
-One home for what the three run modes share. The local modes evaluate ``fsdl env --services MODE``
-(``scripts/local-env.sh``); ``docker-compose.yml`` writes its containers' environment out, as users
-of Airflow's compose file expect, and a test checks that every value there is the one derived here
-for the containers' settings.
+One home for what the three run modes share. The local modes evaluate ``fsdl-deploy env MODE``
+(``scripts/local-env.sh``); ``docker-compose.yml`` holds its containers' environment written out, as
+users of Airflow's compose file expect, generated from :func:`container_settings` here by
+``make generate`` (``fsdl_deploy.compose``).
 
 The modes differ only where their topology does: ``embedded`` runs Airflow on SQLite with the
 LocalExecutor; ``distributed`` runs the CeleryExecutor on Postgres and Redis, and so do the
@@ -16,9 +16,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from fsdl_lib.config import Settings, local_url
+from fsdl_lib.config import Settings
 from fsdl_lib.exceptions import ConfigError
 from fsdl_lib.resources import available_cores
 
@@ -44,6 +44,51 @@ NO_TELEMETRY: Final = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true
 """No usage telemetry leaves the machine (MLflow's client, server and UI; any tool honouring DO_NOT_TRACK)."""
 
 
+def required(name: str) -> str:
+    """Compose's reference to a secret of ``.env``: compose refuses to start without it."""
+    return f"${{{name}:?run `make secrets` first}}"
+
+
+def chosen(name: str, default: object) -> str:
+    """Compose's reference to a setting of ``.env``, with its default."""
+    return f"${{{name}:-{default}}}"
+
+
+CONTAINER_AIRFLOW_HOME: Final = Path("/opt/airflow")
+
+CONTAINER_SETTINGS: Final = {
+    # Inside every container: data and state mounted under /opt/fsdl, every server listening on all
+    # interfaces at its default port, the others reached by their compose service names.
+    "FSDL_DATA_DIR": "/opt/fsdl/data",
+    "FSDL_STORAGE_DIR": "/opt/fsdl/storage",
+    "AIRFLOW_BIND_HOST": "0.0.0.0",
+    "FLOWER_BIND_HOST": "0.0.0.0",
+    "MLFLOW_BIND_HOST": "0.0.0.0",
+    "WEBAPP_BIND_HOST": "0.0.0.0",
+    "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+    "FSDL_STATSD_HOST": "statsd-exporter",
+    "FSDL_POSTGRES_URL": f"postgresql+psycopg2://airflow:{required('POSTGRES_PASSWORD')}@postgres/airflow",
+    "FSDL_REDIS_URL": f"redis://:{required('REDIS_PASSWORD')}@redis:6379/0",
+}
+
+
+def container_settings() -> Settings:
+    """The settings inside the containers, logins and secrets as compose references to ``.env``."""
+    return Settings.from_env(
+        {
+            **CONTAINER_SETTINGS,
+            "AIRFLOW_ADMIN_USER": chosen("AIRFLOW_ADMIN_USER", "admin"),
+            "FLOWER_USER": chosen("FLOWER_USER", "admin"),
+            "FLOWER_PASSWORD": required("FLOWER_PASSWORD"),
+        }
+    )
+
+
+def mlflow_allowed_hosts(port: int) -> str:
+    """The Host headers the tracking server on ``port`` answers: this machine, and its compose service name."""
+    return f"localhost:*,127.0.0.1:*,mlflow:{port},mlflow"
+
+
 @dataclass(frozen=True)
 class AirflowLayout:
     """Where Airflow's files are and how its processes reach the API server, per run mode."""
@@ -55,6 +100,18 @@ class AirflowLayout:
     """The API server as a browser on the host reaches it (links in the UI and in logs)."""
     execution_api_url: str
     """The API server as the task runners reach it."""
+
+    @classmethod
+    def container(cls) -> AirflowLayout:
+        """The official Airflow image's paths; the API server by its compose service name, and as a
+        browser on the host reaches its published port."""
+        return cls(
+            home=CONTAINER_AIRFLOW_HOME,
+            dags_folder=CONTAINER_AIRFLOW_HOME / "dags",
+            passwords_file=CONTAINER_AIRFLOW_HOME / "auth" / "passwords.json",
+            base_url=f"http://localhost:{chosen('AIRFLOW_PORT', '8080')}",
+            execution_api_url="http://airflow-apiserver:8080/execution/",
+        )
 
     @classmethod
     def local(cls, settings: Settings, root: Path, home: Path | None = None) -> AirflowLayout:
@@ -152,7 +209,7 @@ def local_environment(
         **airflow_environment(settings, mode, layout),
         **mlflow_server_environment(settings),
         **NO_TELEMETRY,
-        "MLFLOW_ALLOWED_HOSTS": f"localhost:*,127.0.0.1:*,mlflow:{settings.mlflow_port},mlflow",
+        "MLFLOW_ALLOWED_HOSTS": mlflow_allowed_hosts(settings.mlflow_port),
         "WEBAPP_MLFLOW_UI_URL": settings.mlflow_url,
         # Airflow's tasks use the pipelines' service account; the web app its own (WEBAPP_MLFLOW_*).
         "MLFLOW_TRACKING_USERNAME": PIPELINES_MLFLOW_USER,
@@ -162,62 +219,6 @@ def local_environment(
         if environ.get(name):
             env[name] = environ[name]
     return env
-
-
-SCRAPE_INTERVAL: Final = "15s"
-
-
-def prometheus_config(*, webapp: str, airflow: str, rules: str) -> dict[str, Any]:
-    """Prometheus's configuration: what it scrapes (``host:port`` of each) and the alert rules file.
-
-    ``airflow`` is the StatsD exporter (monitoring/statsd_exporter.py) that Airflow's scheduler,
-    DAG processor, API server and workers send their metrics to. Prometheus does not scrape itself:
-    its own endpoints need its login, which no configuration file should hold in clear.
-    """
-    return {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
-        "rule_files": [rules],
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}], **SCRAPE_LIMITS}
-            for job, target in (("webapp", webapp), ("airflow", airflow))
-        ],
-    }
-
-
-SCRAPE_LIMITS: Final = {
-    "sample_limit": 20000,
-    "label_limit": 32,
-    "label_name_length_limit": 128,
-    "label_value_length_limit": 1024,
-    "body_size_limit": "32MB",
-}
-"""What one scrape may bring: a target over a limit fails its scrape (up = 0) instead of filling
-Prometheus's memory; the StatsD exporter's own bounds stay well inside them."""
-
-
-def prometheus_web_config(settings: Settings) -> dict[str, Any]:
-    """Prometheus's web configuration (``--web.config.file``): its one login, the password as a
-    bcrypt hash, as Prometheus requires."""
-    import bcrypt
-
-    if not settings.prometheus_password:
-        raise ConfigError("PROMETHEUS_PASSWORD", "", "a password (make secrets, or scripts/local-env.sh, makes one)")
-    hashed = bcrypt.hashpw(settings.prometheus_password.encode(), bcrypt.gensalt()).decode()
-    return {"basic_auth_users": {settings.prometheus_user: hashed}}
-
-
-def local_prometheus_config(settings: Settings, root: Path) -> dict[str, Any]:
-    """:func:`prometheus_config` for the local modes: every service on this machine."""
-
-    def target(url: str) -> str:
-        return url.removeprefix("http://")
-
-    exporter = local_url(settings.statsd_host, settings.statsd_exporter_port)
-    return prometheus_config(
-        webapp=target(settings.webapp_url),
-        airflow=target(exporter),
-        rules=str(root / "monitoring" / "alerts.yml"),
-    )
 
 
 def _check_mode(mode: str) -> None:

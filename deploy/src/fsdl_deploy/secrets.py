@@ -1,15 +1,18 @@
 """Add the platform's secrets that FILE (an env file) lacks, generated; values already there are kept.
 
-usage: make_secrets.py FILE [--compose]
+usage: python -m fsdl_deploy.secrets FILE [--compose]
 
 --compose also adds AIRFLOW_UID, POSTGRES_PASSWORD and REDIS_PASSWORD (only docker compose uses them). The file is
 left readable by its owner only (0600). The logins it generates are printed once, on standard
 output; later runs print nothing (the values stay in FILE).
+
+The standard library only: `make secrets` runs it with the system's Python, before any venv exists.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import sys
@@ -60,6 +63,8 @@ LOGINS = {  # printed once when generated: (service, user variable, default user
 
 
 def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of an env file (comments and blank lines skipped; the last value wins);
+    empty when the file does not exist."""
     values = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -69,7 +74,20 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def write_airflow_passwords(path: Path, user: str, password: str) -> None:
+    """Airflow's simple auth manager's password file: ``{user: password}`` as JSON, readable by its
+    owner only, replaced whole (never a half-written file the API server could read)."""
+    if not password:
+        raise SystemExit("AIRFLOW_ADMIN_PASSWORD is empty: remove the empty line from .env to have one generated")
+    tmp = path.with_name(path.name + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        json.dump({user: password}, out)
+    os.replace(tmp, path)
+
+
 def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+        raise SystemExit(__doc__)
     path = Path(sys.argv[1])
     wanted = {**SECRETS, **(COMPOSE if "--compose" in sys.argv[2:] else {})}
     have = read_env_file(path)

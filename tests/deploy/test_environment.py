@@ -1,6 +1,5 @@
-"""The services' environment derived from the settings (fsdl_lib.services) and its shell side,
-scripts/local-env.sh. docker-compose.yml's values are checked against the same functions in
-tests/compose/test_compose.py."""
+"""The services' environment derived from the settings (fsdl_deploy.environment) and its shell side,
+scripts/local-env.sh."""
 
 from __future__ import annotations
 
@@ -9,9 +8,9 @@ import subprocess
 
 import pytest
 
+from fsdl_deploy.environment import local_environment
 from fsdl_lib.config import load_settings
 from fsdl_lib.exceptions import ConfigError
-from fsdl_lib.services import local_environment
 from tests.conftest import ROOT
 
 
