@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from fsdl_tools.clients import wait_until
 from tests.conftest import REVIEWER, SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
@@ -174,10 +174,10 @@ def test_monitoring_page_charts_drift_checks_with_their_threshold(browser, tmp_p
         for photo in sorted(SAMPLE_DIR.glob("*/*.jpg"))[::15]:
             with photo.open("rb") as f:
                 assert requests.post(f"{server.url}/api/v1/predict", files={"image": f}, timeout=60).ok
-        deadline = time.monotonic() + 60
-        while not requests.get(f"{server.url}/api/v1/drift", timeout=10).json()["checks"]:
-            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_until(
+            lambda: requests.get(f"{server.url}/api/v1/drift", timeout=10).json()["checks"],
+            60, "a drift check", describe=lambda: server.log.read_text()[-3000:],
+        )  # fmt: skip
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(f"{server.url}/monitoring")
         page.wait_for_selector("#drift-chart svg rect")
@@ -203,10 +203,11 @@ def test_a_person_rolls_production_back_from_the_model_page(browser, tmp_path, r
     server = WebappServer(tmp_path, name).start()
     try:
         registry.register(name)  # version 2 becomes production; the server swaps within a second or two
-        deadline = time.monotonic() + 60
-        while requests.get(f"{server.url}/api/v1/model", timeout=10).json()["version"] != "2":
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
+        wait_until(
+            lambda: requests.get(f"{server.url}/api/v1/model", timeout=10).json()["version"] == "2",
+            60,
+            "version 2 served",
+        )
         context = browser.new_context(
             viewport={"width": 1200, "height": 900},
             http_credentials={"username": REVIEWER[0], "password": REVIEWER[1]},  # the web app's login

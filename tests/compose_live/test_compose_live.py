@@ -8,21 +8,20 @@ app's JSON API, the files on the host and the docker CLI.
 
 from __future__ import annotations
 
-import io
 import random
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
-from PIL import Image, ImageOps
 
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_tools.clients import AirflowClient, WebappClient
+from fsdl_tools.clients import AirflowClient, WebappClient, wait_until
 from fsdl_tools.compose import ROOT, TEST_PROJECT_PREFIX, ComposeProject, docker
+from fsdl_tools.faults import kill_worker_mid_task
+from fsdl_tools.flywheel import fresh_photo
 
 pytestmark = pytest.mark.slow
 
@@ -71,13 +70,6 @@ class Mlflow:
 
 def tag(version: dict[str, Any], key: str) -> str | None:
     return next((t["value"] for t in version.get("tags", []) if t["key"] == key), None)
-
-
-def photo_bytes(path: Path) -> bytes:
-    """A photo none of the splits holds (the sample mirrored), as a user would upload it."""
-    buffer = io.BytesIO()
-    ImageOps.mirror(Image.open(path).convert("RGB")).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def clients(project: ComposeProject) -> tuple[AirflowClient, Mlflow, WebappClient]:
@@ -294,7 +286,7 @@ def test_flywheel_turns_through_the_containers(project):
     feedback_start = time.monotonic()
     correction = None
     for photo in photos:
-        prediction = webapp.predict(photo_bytes(photo), f"{photo.stem}-mirrored.jpg")
+        prediction = webapp.predict(fresh_photo(photo), f"{photo.stem}-mirrored.jpg")
         assert prediction["label"] in SCENE_CLASSES
         assert prediction["model"]["version"] == first["version"]
         if prediction["label"] != photo.parent.name:
@@ -325,12 +317,13 @@ def test_flywheel_turns_through_the_containers(project):
     run = airflow.wait_for_new_run("intel_scenes_parallel", known, 180)
     assert run["run_type"] == "asset_triggered", run
     peak: dict[str, float] = {}
-    deadline = time.monotonic() + 1200
-    while airflow.run("intel_scenes_parallel", run["dag_run_id"])["state"] not in ("success", "failed"):
+
+    def trained() -> bool:
         for service, mib in project.memory().items():
             peak[service] = max(peak.get(service, 0.0), mib)
-        assert time.monotonic() < deadline, "the asset-triggered training did not finish in 20 minutes"
-        time.sleep(3)
+        return airflow.run("intel_scenes_parallel", run["dag_run_id"])["state"] in ("success", "failed")
+
+    wait_until(trained, 1200, "the asset-triggered training", interval=3)
     MEMORY["training (peak)"] = peak
     wait_success(project, airflow, "intel_scenes_parallel", run["dag_run_id"], 60)
     assert {ti["hostname"] for ti in airflow.task_instances("intel_scenes_parallel", run["dag_run_id"])} == {worker}
@@ -347,68 +340,36 @@ def test_flywheel_turns_through_the_containers(project):
 
 def prometheus_query(project: ComposeProject, promql: str, timeout: float = 120) -> list[dict[str, Any]]:
     """The series Prometheus answers for ``promql``, waiting until it has some (scrapes are 15 s apart)."""
-    deadline = time.monotonic() + timeout
     login = ("admin", project.env["PROMETHEUS_PASSWORD"])
-    while True:
+
+    def answered() -> list[dict[str, Any]]:
         response = requests.get(
             f"{project.url('PROMETHEUS_PORT')}/api/v1/query", params={"query": promql}, auth=login, timeout=30
         )
         response.raise_for_status()
-        if result := response.json()["data"]["result"]:
-            return list(result)
-        assert time.monotonic() < deadline, f"Prometheus has nothing for {promql}\n{project.logs(['prometheus'])}"
-        time.sleep(3)
+        return list(response.json()["data"]["result"])
 
-
-def test_prometheus_scrapes_the_web_app_and_every_airflow_container(project):
-    _, mlflow, webapp = clients(project)
-    up = prometheus_query(project, "up == 1")
-    assert {series["metric"]["job"] for series in up} == {"webapp", "airflow"}
-    # Task ends come from the Celery worker's container, run ends from the scheduler's, through StatsD.
-    for task_id in ("create_dataset", "train_candidate", "register_best"):  # each waits for the next scrape
-        ended = f'airflow_ti_finish_total{{dag_id="intel_scenes_parallel", task_id="{task_id}", state="success"}}'
-        assert float(prometheus_query(project, ended)[0]["value"][1]) >= 1
-    assert prometheus_query(project, 'airflow_dagrun_duration_success_seconds_count{dag_id="feedback_sync"} >= 1')
-    assert prometheus_query(project, "rate(airflow_scheduler_heartbeat_total[1m]) > 0")
-    production = mlflow.alias("production")["version"]
-    assert prometheus_query(project, "fsdl_model_served == 1")
-
-    # Enough predictions for a drift check (every 3 s over 10 here): its gauges reach Prometheus.
-    photos = sorted((ROOT / "samples" / "intel_scenes").glob("*/*.jpg"))[::12]
-    for photo in photos:
-        assert webapp.predict(photo_bytes(photo))["model"]["version"] == production
-    (drift,) = prometheus_query(project, f'fsdl_drift_window_predictions{{model_version="{production}"}} == 10')
-    (p_value,) = prometheus_query(project, f'fsdl_drift_p_value{{model_version="{production}"}}')
-    assert 0 < float(p_value["value"][1]) <= 1
-    assert drift["metric"]["job"] == "webapp"
-    prometheus, login = project.url("PROMETHEUS_PORT"), ("admin", project.env["PROMETHEUS_PASSWORD"])
-    rules = requests.get(f"{prometheus}/api/v1/rules", auth=login, timeout=30).json()["data"]["groups"]
-    assert {rule["name"] for group in rules for rule in group["rules"]} >= {"ModelInputDrift", "DagRunFailed"}
-    # Logged in, it still can change nothing: its admin and lifecycle APIs are off.
-    snapshot = requests.post(f"{prometheus}/api/v1/admin/tsdb/snapshot", auth=login, timeout=30)
-    assert "admin APIs disabled" in snapshot.text
-    assert requests.post(f"{prometheus}/-/quit", auth=login, timeout=30).status_code == 403
+    return wait_until(
+        answered, timeout, f"Prometheus answering {promql}", interval=3,
+        describe=lambda: project.logs(["prometheus"]),
+    )  # fmt: skip
 
 
 def test_killed_worker_task_is_retried_and_the_run_succeeds(project):
     airflow, _, _ = clients(project)
-    run_id = airflow.trigger("wine_quality")
     victim = "train_and_evaluate"  # imports, autologging, scoring and the model upload: several seconds
-    deadline = time.monotonic() + 300
-    while not any(
-        ti["task_id"] == victim and ti["state"] == "running" for ti in airflow.task_instances("wine_quality", run_id)
-    ):
-        assert time.monotonic() < deadline, f"{victim} never started"
-        time.sleep(0.3)
-    time.sleep(2)
-    docker("kill", project.container("airflow-worker"))
-    time.sleep(3)
-    if project.state("airflow-worker") != "running":  # a killed container stays down, whatever its restart policy
-        project.compose("restart", "airflow-worker", timeout=300)
-    project.wait_healthy()
 
-    wait_success(project, airflow, "wine_quality", run_id, 600)
-    killed = next(ti for ti in airflow.task_instances("wine_quality", run_id) if ti["task_id"] == victim)
+    def restart() -> None:  # a killed container stays down, whatever its restart policy; start is a no-op if up
+        project.compose("start", "airflow-worker", timeout=300)
+        project.wait_healthy()
+
+    worker = project.container("airflow-worker")
+    try:
+        run, killed = kill_worker_mid_task(airflow, "wine_quality", victim, kill=lambda: docker("kill", worker),
+                                           restart=restart)  # fmt: skip
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{project.logs(['airflow-scheduler', 'airflow-worker'])}") from None
+    assert run["state"] == "success", project.logs(["airflow-worker"])
     assert killed["try_number"] >= 2, f"{victim} was not retried: {killed}"
 
 

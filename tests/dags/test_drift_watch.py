@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import io
 import json
-import time
 
 import pytest
 import requests
 
+from fsdl_tools.clients import wait_until
 from tests.dags.conftest import asset_events, load_dag
 from tests.webapp.test_drift import dusk
 
@@ -41,24 +41,22 @@ def test_persistent_drift_updates_the_asset_only_when_enabled(
     dag = load_dag("drift_watch")
     before = len(asset_events(ASSET))
     try:
-        deadline = time.monotonic() + 30
-        while not status.exists():  # written as the web app's drift monitor starts
-            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
-            time.sleep(0.2)
+        log = lambda: server.log.read_text()[-3000:]  # noqa: E731
+        wait_until(status.exists, 30, "the drift status file written as the monitor starts", interval=0.2, describe=log)
         idle = dag.test()
         assert states(idle) == {"check_drift": "success", "publish": "skipped"}  # no check yet
 
         for photo in held_out:  # the same scenes in poor light
             image = {"image": io.BytesIO(dusk(photo))}
             assert requests.post(f"{server.url}/api/v1/predict", files=image, timeout=60).ok
-        deadline = time.monotonic() + 60
-        while not requests.get(f"{server.url}/api/v1/drift", timeout=10).json()["persistent"]:
-            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
-            time.sleep(0.5)
-        deadline = time.monotonic() + 30
-        while not json.loads(status.read_text())["persistent"]:  # the file follows within an interval
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until(
+            lambda: requests.get(f"{server.url}/api/v1/drift", timeout=10).json()["persistent"],
+            60, "persistent drift in the web app", describe=log,
+        )  # fmt: skip
+        # The file follows within an interval.
+        wait_until(
+            lambda: json.loads(status.read_text())["persistent"], 30, "persistent drift in the file", interval=0.2
+        )
 
         run = dag.test()
         assert states(run) == {"check_drift": "success", "publish": "success"}

@@ -37,7 +37,8 @@ def test_the_generated_files_are_current():
 
 def test_a_hand_edit_is_noticed_and_regenerating_undoes_it(checkout):
     compose = checkout / "docker-compose.yml"
-    compose.write_text(compose.read_text().replace("AIRFLOW__CORE__PARALLELISM: '4'", "AIRFLOW__CORE__PARALLELISM: '64'"))
+    edited = compose.read_text().replace("AIRFLOW__CORE__PARALLELISM: '4'", "AIRFLOW__CORE__PARALLELISM: '64'")
+    compose.write_text(edited)
     (checkout / "Procfile").write_text((checkout / "Procfile").read_text().replace("--workers 1", "--workers 9"))
     (checkout / ".env.example").unlink()
 
@@ -64,7 +65,7 @@ def test_a_service_that_does_not_run_its_generated_command_is_refused(checkout):
 
 def test_a_compose_variable_missing_from_env_example_is_refused(checkout):
     compose = checkout / "docker-compose.yml"
-    text = compose.read_text().replace("max-size: \"10m\"", "max-size: ${FSDL_LOG_SIZE:-10m}")
+    text = compose.read_text().replace('max-size: "10m"', "max-size: ${FSDL_LOG_SIZE:-10m}")
     compose.write_text(text)
     with pytest.raises(ValueError, match="FSDL_LOG_SIZE"):
         generate.expected(checkout)

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from fsdl_lib._progress import Heartbeat
+from fsdl_tools.clients import wait_until
 
 
 def test_heartbeat_logs_while_the_call_runs_and_says_how_it_ended(caplog):
@@ -27,11 +28,9 @@ def test_heartbeat_logs_while_the_call_runs_and_says_how_it_ended(caplog):
 
 
 def _wait_for(caplog, text: str, count: int, timeout: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(text in r.getMessage() for r in caplog.records) >= count:
-            return True
-        time.sleep(0.01)
-    return False
+    return wait_until(
+        lambda: sum(text in r.getMessage() for r in caplog.records) >= count,
+        timeout,
+        f"{count} x {text!r}",
+        interval=0.01,
+    )

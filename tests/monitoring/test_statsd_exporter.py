@@ -6,13 +6,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from fsdl_tools.clients import wait_until
 from tests.conftest import ROOT, free_port, stop_process_group, wait_for_http
 
 EXPORTER = ROOT / "monitoring" / "statsd_exporter.py"
@@ -33,18 +34,27 @@ class Exporter:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.sendto(datagram, ("127.0.0.1", self.statsd_port))
 
-    def samples(self, until: str | None = None) -> dict:
-        deadline = time.monotonic() + 10
-        while True:  # UDP: the datagrams arrive shortly after they are sent
-            text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-            found = {
-                (s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text)
-                for s in family.samples
-            }
-            if until is None or any(name == until for name, _ in found) or time.monotonic() > deadline:
-                return found
-            time.sleep(0.1)
+    def samples(self) -> dict:
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def samples_when(self, ready: Callable[[dict], bool], what: str, timeout: float = 10) -> dict:
+        """The samples once ``ready`` holds of them (UDP: datagrams arrive shortly after they are sent)."""
+        last: dict = {}
+
+        def check() -> dict | None:
+            nonlocal last
+            last = self.samples()
+            return last if ready(last) else None
+
+        return wait_until(check, timeout, what, interval=0.1, describe=lambda: str(sorted(last))[:2000])
+
+    def samples_with(self, series: str) -> dict:
+        return self.samples_when(lambda found: any(name == series for name, _ in found), f"{series} on /metrics")
 
 
 @pytest.fixture
@@ -76,7 +86,7 @@ def test_airflow_metrics_become_labelled_prometheus_series(exporter, monkeypatch
     stats.gauge("executor.open_slots", -1, delta=True)
     stats.incr("scheduler_heartbeat")
 
-    values = exporter.samples(until="airflow_scheduler_heartbeat_total")
+    values = exporter.samples_with("airflow_scheduler_heartbeat_total")
     finish = ("airflow_ti_finish_total", tuple(sorted({**tags, "state": "success"}.items())))
     assert values[finish] == 2
     assert values[("airflow_ti_finish_total", tuple(sorted({**tags, "state": "failed"}.items())))] == 1
@@ -105,7 +115,7 @@ def test_airflow_metrics_become_labelled_prometheus_series(exporter, monkeypatch
 )
 def test_malformed_lines_are_counted_and_the_exporter_keeps_going(exporter, garbage):
     exporter.send(garbage, "fine:1|c")
-    values = exporter.samples(until="fine_total")
+    values = exporter.samples_with("fine_total")
     assert values[("fine_total", ())] == 1
     assert values[("statsd_exporter_lines_total", (("result", "invalid"),))] == 1
     assert exporter.proc.poll() is None
@@ -113,7 +123,7 @@ def test_malformed_lines_are_counted_and_the_exporter_keeps_going(exporter, garb
 
 def test_sample_rates_dogstatsd_tags_and_a_type_clash(exporter):
     exporter.send("jobs:1|c|@0.5|#queue:default", "jobs:1|c|#queue:default", "jobs:7|g")
-    values = exporter.samples(until="jobs_total")
+    values = exporter.samples_with("jobs_total")
     assert values[("jobs_total", (("queue", "default"),))] == 3  # 1 / 0.5 + 1
     assert ("jobs", ()) not in values  # a gauge of a counter's name is refused, not mixed in
     assert values[("statsd_exporter_lines_total", (("result", "invalid"),))] == 1
@@ -155,15 +165,15 @@ class Prometheus:
         """The health of the exporter's first scrape that began after ``since`` (a time.time())."""
         from datetime import datetime
 
-        deadline = time.monotonic() + 30
-        while True:
+        def first_scrape() -> tuple[str, str] | None:
             targets = requests.get(f"{self.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
             for target in targets:  # none until the first discovery
                 scraped = datetime.fromisoformat(target["lastScrape"].replace("Z", "+00:00")).timestamp()
                 if scraped > since:
                     return target["health"], target["lastError"]
-            assert time.monotonic() < deadline, targets
-            time.sleep(0.2)
+            return None
+
+        return wait_until(first_scrape, 30, "a scrape of the exporter", interval=0.2)
 
 
 FORGED = [
@@ -187,20 +197,22 @@ def test_forged_datagrams_cannot_take_airflows_metrics_down(exporter, tmp_path):
     prometheus = Prometheus(tmp_path, f"127.0.0.1:{exporter.port}")
     try:
         exporter.send("airflow.scheduler_heartbeat:1|c")
-        exporter.samples(until="airflow_scheduler_heartbeat_total")
+        exporter.samples_with("airflow_scheduler_heartbeat_total")
         since = time.time()
         for datagram in FORGED:
             exporter.send(datagram)
         exporter.send("airflow.scheduler_heartbeat:1|c")
-        values = exporter.samples(until="_123")
+        values = exporter.samples_with("_123")
         assert values[("statsd_exporter_lines_total", (("result", "invalid"),))] == len(FORGED) - 2
         assert ("clash_total", ()) in values  # the first of two clashing families is kept, the second refused
         health, error = prometheus.scraped_after(since + 1)
         assert (health, error) == ("up", "")
-        wait_until = time.monotonic() + 20
-        while not prometheus.query("airflow_scheduler_heartbeat_total == 2"):
-            assert time.monotonic() < wait_until, prometheus.query("airflow_scheduler_heartbeat_total")
-            time.sleep(0.5)
+        wait_until(
+            lambda: prometheus.query("airflow_scheduler_heartbeat_total == 2"),
+            20,
+            "both heartbeats counted in Prometheus",
+            describe=lambda: str(prometheus.query("airflow_scheduler_heartbeat_total")),
+        )
         assert prometheus.query('up{job="airflow"}')[0]["value"][1] == "1"
         # promtool, Prometheus's own parser, finds nothing wrong in the exposition either.
         text = requests.get(f"http://127.0.0.1:{exporter.port}/metrics", timeout=5).text
@@ -216,28 +228,25 @@ def test_series_are_bounded_and_expire(tmp_path):
         forged = [f"forged_{i}:1|g".encode() for i in range(200)]
         for start in range(0, 200, 20):
             exporter.send(*forged[start : start + 20])
-        values = exporter.samples(until="forged_0")
-        deadline = time.monotonic() + 10
-        while (
-            values[("statsd_exporter_lines_total", (("result", "ok"),))]
-            + values[("statsd_exporter_lines_total", (("result", "invalid"),))]
-            < 200
-        ):
-            assert time.monotonic() < deadline
-            values = exporter.samples()
+        values = exporter.samples_when(
+            lambda found: (
+                found.get(("statsd_exporter_lines_total", (("result", "ok"),)), 0)
+                + found.get(("statsd_exporter_lines_total", (("result", "invalid"),)), 0)
+                >= 200
+            ),
+            "all 200 lines read",
+        )
         assert values[("statsd_exporter_series", ())] == 50
         assert values[("statsd_exporter_series_limit", ())] == 50
         assert values[("statsd_exporter_series_dropped_total", ())] == 150
         assert len([name for name, _ in values if name.startswith("forged_")]) == 50
         # Unrefreshed, they are forgotten, and that makes room for new series.
-        deadline = time.monotonic() + 15
-        while values[("statsd_exporter_series_expired_total", ())] < 50:
-            assert time.monotonic() < deadline, values
-            time.sleep(0.5)
-            values = exporter.samples()
+        values = exporter.samples_when(
+            lambda found: found[("statsd_exporter_series_expired_total", ())] >= 50, "50 series expired", timeout=15
+        )
         assert not [name for name, _ in values if name.startswith("forged_")]
         assert values[("statsd_exporter_series", ())] == 0
         exporter.send("new_after_expiry:1|g")
-        assert exporter.samples(until="new_after_expiry")[("new_after_expiry", ())] == 1
+        assert exporter.samples_with("new_after_expiry")[("new_after_expiry", ())] == 1
     finally:
         stop_process_group(exporter.proc)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from fsdl_tools.clients import wait_until
 from fsdl_tools.launcher import LocalPlatform
 from tests.conftest import ROOT, wait_for_http
 
@@ -41,13 +41,12 @@ class Platform(LocalPlatform):
         try:
             wait_for_http(f"{self.mlflow}/health", timeout, self.proc)
             wait_for_http(f"{self.airflow}/api/v2/monitor/health", timeout, self.proc)
-            deadline = time.monotonic() + timeout
-            while True:
+
+            def healthy() -> bool:
                 health = requests.get(f"{self.airflow}/api/v2/monitor/health", timeout=5).json()
-                if all(health[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor")):
-                    return
-                assert time.monotonic() < deadline, f"Airflow not healthy: {health}"
-                time.sleep(1)
+                return all(health[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor"))
+
+            wait_until(healthy, timeout, "Airflow's every component healthy", interval=1)
         except Exception as exc:
             raise AssertionError(f"{exc}\n--- up.log ---\n{self.output()[-4000:]}") from exc
 
@@ -108,15 +107,14 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform, br
     token.raise_for_status()
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
     assert requests.get(f"{platform.airflow}/api/v2/dags", timeout=10).status_code == 401
-    deadline = time.monotonic() + 120
-    while True:  # the dag-processor parses the folder shortly after start
+
+    def dags_loaded() -> bool:  # the dag-processor parses the folder shortly after start
         dags = requests.get(f"{platform.airflow}/api/v2/dags", headers=headers, timeout=10).json()
         errors = requests.get(f"{platform.airflow}/api/v2/importErrors", headers=headers, timeout=10).json()
         assert errors["total_entries"] == 0, errors
-        if {d["dag_id"] for d in dags["dags"]} >= dag_ids_in_folder():
-            break
-        assert time.monotonic() < deadline, f"DAGs not loaded: {dags}"
-        time.sleep(2)
+        return {d["dag_id"] for d in dags["dags"]} >= dag_ids_in_folder()
+
+    wait_until(dags_loaded, 120, "every DAG of the folder loaded", interval=2)
     assert dag_ids_in_folder(), "the dags/ folder holds no DAG"
 
     # A person logs in to Airflow's UI in a real browser with the generated password, not the default.
@@ -171,11 +169,8 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform, br
     assert "make down" in second.stderr
 
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends
-    assert proc.wait(timeout=60) is not None
-    deadline = time.monotonic() + 30
-    while not group_is_gone(proc.pid):
-        assert time.monotonic() < deadline, "processes of the platform survived Ctrl-C"
-        time.sleep(0.5)
+    assert proc.wait(timeout=60) == 128 + signal.SIGINT  # the shell convention for "ended by SIGINT"
+    wait_until(lambda: group_is_gone(proc.pid), 30, "every process of the platform gone after Ctrl-C")
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{platform.airflow}/api/v2/monitor/health", timeout=5)
 

@@ -6,25 +6,25 @@ SIGKILL the Celery worker in the middle of a task and start it again.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from mlflow import MlflowClient
+
+from fsdl_tools.clients import wait_until
+from fsdl_tools.faults import kill_worker_mid_task
 
 pytestmark = pytest.mark.slow
 
 
 def flower_workers(stack) -> dict:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        workers = requests.get(
+    return wait_until(
+        lambda: requests.get(
             f"{stack.flower}/api/workers", params={"refresh": "1"}, auth=stack.flower_auth(), timeout=30
-        ).json()
-        if workers:
-            return workers
-        time.sleep(2)
-    raise AssertionError("Flower sees no Celery worker")
+        ).json(),
+        90,
+        "Flower seeing a Celery worker",
+        interval=2,
+    )
 
 
 def test_flower_and_mlflow_refuse_anonymous_clients(stack):
@@ -72,22 +72,16 @@ def test_dags_run_on_the_celery_worker_and_register_models(stack, as_mlflow_admi
 
 
 def test_killed_worker_task_is_retried_and_the_run_succeeds(stack, as_mlflow_admin):
-    run_id = stack.client.trigger("wine_quality")
     victim = "train_and_evaluate"  # the longest task (imports, autologging, model upload): several seconds
-    deadline = time.monotonic() + 300
-    while not any(
-        ti["task_id"] == victim and ti["state"] == "running"
-        for ti in stack.client.task_instances("wine_quality", run_id)
-    ):
-        assert time.monotonic() < deadline, f"{victim} never started"
-        time.sleep(0.3)
-    time.sleep(2)
-    stack.kill_role("airflow-worker")
-    time.sleep(3)
-    stack.start_role("airflow-worker")
-
-    assert stack.wait_for_run("wine_quality", run_id, 600)["state"] == "success", stack.logs()
-    killed = next(ti for ti in stack.client.task_instances("wine_quality", run_id) if ti["task_id"] == victim)
+    try:
+        run, killed = kill_worker_mid_task(
+            stack.client, "wine_quality", victim,
+            kill=lambda: stack.kill_role("airflow-worker"), restart=lambda: stack.start_role("airflow-worker"),
+        )  # fmt: skip
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{stack.logs()}") from None
+    run_id = run["dag_run_id"]
+    assert run["state"] == "success", stack.logs()
     assert killed["try_number"] >= 2, f"{victim} was not retried: {killed}"
     assert killed["state"] == "success"
     # Every MLflow run of the DAG run ended: the killed attempt's run (if it had one) is FAILED.

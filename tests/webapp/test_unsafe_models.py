@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from sklearn.preprocessing import FunctionTransformer
 from fsdl_lib import tracking
 from fsdl_lib.exceptions import UnsafeModelError
 from fsdl_lib.tracking import load_sklearn_model
+from fsdl_tools.clients import wait_until
 from tests.conftest import KDTREE_TYPES, WebappServer, crashing_knn, mlflow_admin
 from tests.webapp.conftest import make_app
 
@@ -96,13 +96,11 @@ def served(server: WebappServer) -> dict[str, Any]:
 
 
 def wait_for_refusal(server: WebappServer, version: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
+    def refused() -> str | None:
         error = served(server).get("last_error") or ""
-        if f"version {version} " in error:
-            return error
-        assert time.monotonic() < deadline, f"version {version} was neither served nor refused: {served(server)}"
-        time.sleep(0.5)
+        return error if f"version {version} " in error else None
+
+    return wait_until(refused, timeout, f"version {version} refused", describe=lambda: str(served(server)))
 
 
 def test_pickle_and_untrusted_skops_versions_are_refused_and_the_old_version_serves(tmp_path, registry, mlflow_server):
@@ -136,10 +134,12 @@ def test_pickle_and_untrusted_skops_versions_are_refused_and_the_old_version_ser
 
         # A real version promoted afterwards is served as usual.
         good = registry.register(name, "knn_7", aliases=("production",))
-        deadline = time.monotonic() + 30
-        while served(server)["version"] != good:
-            assert time.monotonic() < deadline, served(server)
-            time.sleep(0.5)
+        wait_until(
+            lambda: served(server)["version"] == good,
+            30,
+            f"version {good} served",
+            describe=lambda: str(served(server)),
+        )
         assert not marker.exists()
     finally:
         server.stop()

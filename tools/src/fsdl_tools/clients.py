@@ -26,27 +26,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(
-    url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, auth: tuple[str, str] | None = None
-) -> None:
-    """Poll ``url`` (with the basic-auth login ``auth``) until it answers 200; fail early, saying so,
-    if ``proc`` exits first."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            response = requests.get(url, timeout=5, auth=auth)
-            if response.status_code == 200:
-                return
-            last = response.status_code
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout} s (last: {last})")
-
-
 def wait_until(
     condition: Callable[[], T],
     timeout: float,
@@ -66,6 +45,26 @@ def wait_until(
             detail = describe() if describe is not None else ""
             raise TimeoutError(f"{what} did not happen within {timeout:.0f} s" + (f": {detail}" if detail else ""))
         time.sleep(interval)
+
+
+def wait_for_http(
+    url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, auth: tuple[str, str] | None = None
+) -> None:
+    """Poll ``url`` (with the basic-auth login ``auth``) until it answers 200; fail early, saying so,
+    if ``proc`` exits first."""
+    last: object = None
+
+    def answers() -> bool:
+        nonlocal last
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            last = requests.get(url, timeout=5, auth=auth).status_code
+        except requests.RequestException as exc:
+            last = exc
+        return last == 200
+
+    wait_until(answers, timeout, f"{url} answering 200", describe=lambda: f"last: {last}")
 
 
 def local_logins(storage_dir: Path) -> dict[str, str]:
@@ -108,11 +107,13 @@ class AirflowClient:
         return {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
 
     def wait_for_dags(self, dag_ids: set[str], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not dag_ids <= self.dag_ids():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Airflow did not load {sorted(dag_ids - self.dag_ids())} in {timeout} s")
-            time.sleep(2)
+        wait_until(
+            lambda: dag_ids <= self.dag_ids(),
+            timeout,
+            f"Airflow loading {sorted(dag_ids)}",
+            interval=2,
+            describe=lambda: f"missing {sorted(dag_ids - self.dag_ids())}",
+        )
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         body = {"logical_date": None, "conf": conf or {}}
@@ -126,28 +127,29 @@ class AirflowClient:
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float, poll: float = 2) -> dict[str, Any]:
         """Wait until the run ends; return it (check its ``state``)."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def ended() -> dict[str, Any] | None:
             run = self.run(dag_id, run_id)
-            if run["state"] in ("success", "failed"):
-                return run
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} run {run_id} still {run['state']} after {timeout} s")
-            time.sleep(poll)
+            return run if run["state"] in ("success", "failed") else None
+
+        return wait_until(
+            ended, timeout, f"the end of {dag_id} run {run_id}", interval=poll,
+            describe=lambda: f"still {self.run(dag_id, run_id)['state']}",
+        )  # fmt: skip
 
     def wait_for_new_run(self, dag_id: str, known: set[str], timeout: float, poll: float = 2) -> dict[str, Any]:
         """Wait for a run of ``dag_id`` that is not in ``known`` (one an asset event created)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            new = [r for r in self.runs(dag_id) if r["dag_run_id"] not in known]
-            if new:
-                return new[0]
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no new run of {dag_id} within {timeout} s")
-            time.sleep(poll)
+
+        def new() -> dict[str, Any] | None:
+            return next((r for r in self.runs(dag_id) if r["dag_run_id"] not in known), None)
+
+        return wait_until(new, timeout, f"a new run of {dag_id}", interval=poll)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return list(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
+        return next((ti for ti in self.task_instances(dag_id, run_id) if ti["task_id"] == task_id), None)
 
 
 class WebappClient:
@@ -210,8 +212,7 @@ class WebappClient:
     def wait_for_version(self, version: str, timeout: float, poll: float = 0.5) -> float:
         """Wait until the app serves ``version``; return the seconds it took."""
         start = time.monotonic()
-        while self.served_version() != version:
-            if time.monotonic() - start > timeout:
-                raise TimeoutError(f"the web app did not serve version {version} within {timeout} s")
-            time.sleep(poll)
+        wait_until(
+            lambda: self.served_version() == version, timeout, f"the web app serving version {version}", interval=poll
+        )
         return time.monotonic() - start

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fsdl_tools.clients import free_port
+from fsdl_tools.clients import free_port, wait_until
 from fsdl_tools.repo import ROOT
 
 OVERRIDE = ROOT / "tests" / "compose_live" / "compose.test.yml"
@@ -220,18 +220,21 @@ class ComposeProject:
 
     def wait_healthy(self, timeout: float = 300) -> None:
         """Wait until every running container with a healthcheck reports healthy."""
-        deadline = time.monotonic() + timeout
-        while True:
+        waiting: dict[str, str] = {}
+
+        def healthy() -> bool:
+            nonlocal waiting
             waiting = {
                 service: row["Status"]
                 for service, row in self.ps().items()
                 if row["State"] == "running" and row.get("Health") not in ("", "healthy")
             }
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                raise ComposeError(f"not healthy after {timeout} s: {waiting}\n{self.logs(waiting)}")
-            time.sleep(2)
+            return not waiting
+
+        try:
+            wait_until(healthy, timeout, "every container healthy", interval=2)
+        except TimeoutError:
+            raise ComposeError(f"not healthy after {timeout} s: {waiting}\n{self.logs(waiting)}") from None
 
     def state(self, service: str) -> str:
         return docker("inspect", "-f", "{{.State.Status}}", self.container(service)).stdout.strip()

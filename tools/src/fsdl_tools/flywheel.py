@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageOps
+
 from fsdl_lib import tracking
 from fsdl_lib.dataset import parse_manifest
 from fsdl_tools.clients import AirflowClient, WebappClient
@@ -41,8 +43,6 @@ class FlywheelReport:
 
 def fresh_photo(path: Path) -> bytes:
     """A new photo from a sample one (mirrored), so feedback never repeats a file of the splits."""
-    from PIL import Image, ImageOps
-
     buffer = io.BytesIO()
     ImageOps.mirror(Image.open(path).convert("RGB")).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
