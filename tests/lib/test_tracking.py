@@ -17,6 +17,7 @@ from fsdl_lib.tracking import (
     log_dataset,
     register_version,
     resolve_alias,
+    tracking_uri,
 )
 
 pytestmark = pytest.mark.slow
@@ -117,3 +118,15 @@ def test_task_run_closes_stale_runs_and_fails_on_error(mlflow_server):
     with task_run(experiment_id, task_key=key, run_name="retry") as retry:
         mlflow.log_metric("ok", 1)
     assert client.get_run(retry.info.run_id).info.status == "FINISHED"
+
+
+def test_clients_follow_the_settings_not_mlflows_local_fallback(mlflow_server, monkeypatch):
+    """With MLFLOW_TRACKING_URI unset, MLflow's own client would write to ./mlruns; the platform's
+    clients talk to the server the settings derive from MLFLOW_BIND_HOST and MLFLOW_PORT."""
+    port = mlflow_server.rsplit(":", 1)[1]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_PORT", port)
+    assert tracking_uri() == f"http://127.0.0.1:{port}"
+    name = unique("settings-uri")
+    experiment_id = get_or_create_experiment(name)
+    assert MlflowClient(mlflow_server).get_experiment(experiment_id).name == name

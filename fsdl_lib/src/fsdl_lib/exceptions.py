@@ -59,3 +59,14 @@ class IncompatibleModelError(FsdlError):
 
 class NoUsableCandidateError(FsdlError):
     """Every candidate failed to train; nothing can be registered."""
+
+
+class RegistryRefusedError(FsdlError):
+    """The model registry refused or failed a request made as a person; ``reason`` says which way:
+    ``unreachable``, ``login`` (401), ``forbidden`` (403), ``conflict`` (the alias moved meanwhile)
+    or ``failed`` (anything else; the log has MLflow's answer)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message

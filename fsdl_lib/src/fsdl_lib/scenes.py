@@ -366,11 +366,10 @@ def train_candidate(
 
 def _warm_start_model(settings: Settings, plan: TrainingPlan) -> Any:
     """The served model a refit starts from (loaded safely), or None."""
-    import mlflow
 
     if plan.warm_start is None:
         return None
-    version = mlflow.MlflowClient().get_model_version(settings.scenes_model_name, plan.warm_start)
+    version = tracking.client().get_model_version(settings.scenes_model_name, plan.warm_start)
     return tracking.load_version(version).model
 
 
@@ -457,12 +456,11 @@ def register_best(
 
 def promote_if_better(version: str, dataset: SceneDataset, *, settings: Settings) -> Promotion:
     """Move ``production`` to ``version`` only if it beats production on the same test split."""
-    import mlflow
 
     from fsdl_lib.exceptions import UnsafeModelError
 
     name = settings.scenes_model_name
-    client = mlflow.MlflowClient()
+    client = tracking.client()
     test = dataset.load("test")
     challenger = tracking.load_version(client.get_model_version(name, version)).model
     challenger_f1 = classification_metrics(test.labels, challenger.predict(test.features))["f1"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from fsdl_lib.config import load_settings
 from fsdl_lib.dataset import FileRecord, dataset_version, manifest_csv
 from fsdl_lib.drift import REFERENCE_ARTIFACT, DriftInputError, Reference
 from fsdl_lib.exceptions import ModelNotFoundError, RegistrationError
@@ -42,12 +43,23 @@ ALIAS_CHALLENGER: Final = "challenger"
 ALIAS_PRODUCTION: Final = "production"
 
 
-def _client(client: MlflowClient | None) -> MlflowClient:
-    if client is not None:
-        return client
+def tracking_uri() -> str:
+    """The tracking server every client of the platform talks to: ``MLFLOW_TRACKING_URI`` as the
+    settings read it, derived from ``MLFLOW_BIND_HOST`` and ``MLFLOW_PORT`` when unset (never
+    MLflow's own fallback, a local ``mlruns`` folder)."""
+    return load_settings().mlflow_tracking_uri
+
+
+def client() -> MlflowClient:
+    """A client of :func:`tracking_uri` (its login: MLflow's own ``MLFLOW_TRACKING_USERNAME`` and
+    ``MLFLOW_TRACKING_PASSWORD``)."""
     from mlflow import MlflowClient
 
-    return MlflowClient()
+    return MlflowClient(tracking_uri=tracking_uri())
+
+
+def _client(given: MlflowClient | None) -> MlflowClient:
+    return given if given is not None else client()
 
 
 def get_or_create_experiment(name: str, *, client: MlflowClient | None = None) -> str:
@@ -130,6 +142,7 @@ def task_run(
         log.warning("closing run %s left RUNNING by an earlier attempt as FAILED", run.info.run_id)
         client.set_terminated(run.info.run_id, "FAILED")
     all_tags = {**(tags or {}), TAG_TASK_KEY: task_key}
+    mlflow.set_tracking_uri(client.tracking_uri)  # the run goes where the client looked
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
         yield run
 

@@ -1,8 +1,9 @@
 """The web app's errors and how every response to one looks.
 
-API errors are JSON (``{"error": message}``) with a status code: a view's :class:`ApiError`, or a
-refusal of the records (:class:`fsdl_webapp.feedback_db.StoreError`), whose status this module alone
-decides (:data:`STORE_STATUS`). Anonymous clients get generic messages for anything unexpected, and
+API errors are JSON (``{"error": message}``) with a status code: a view's :class:`ApiError`, a
+refusal of the records (:class:`fsdl_webapp.feedback_db.StoreError`) or of the registry
+(:class:`fsdl_lib.exceptions.RegistryRefusedError`), whose status this module alone decides
+(:data:`STORE_STATUS`, :data:`REGISTRY_STATUS`). Anonymous clients get generic messages for anything unexpected, and
 the log gets the details. :func:`init_app` installs it all.
 """
 
@@ -15,6 +16,7 @@ import sqlite3
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from fsdl_lib.exceptions import RegistryRefusedError
 from fsdl_webapp.feedback_db import (
     AnswerConflictError,
     InvalidAnswerError,
@@ -57,6 +59,10 @@ STORE_STATUS: dict[type[StoreError], int] = {
 """What each refusal of the records is over HTTP."""
 
 
+REGISTRY_STATUS: dict[str, int] = {"login": 401, "forbidden": 403, "conflict": 409, "unreachable": 502, "failed": 502}
+"""What each refusal of the model registry (by its ``reason``) is over HTTP."""
+
+
 def status_of(exc: StoreError) -> int:
     return next((code for kind, code in STORE_STATUS.items() if isinstance(exc, kind)), 400)
 
@@ -81,6 +87,10 @@ def init_app(app: Flask) -> None:
         if isinstance(exc, TooManyWaitingError):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response, status_of(exc)
+
+    @app.errorhandler(RegistryRefusedError)
+    def registry_error(exc: RegistryRefusedError):
+        return jsonify(error=exc.message), REGISTRY_STATUS.get(exc.reason, 502)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
