@@ -140,7 +140,7 @@ def test_promotion_only_when_the_challenger_beats_production(mlflow_server, scen
 def test_a_failing_estimator_fails_its_run_not_the_task(mlflow_server, scenes_settings, monkeypatch):
     """The candidate is reported unusable with the reason, its MLflow run ends FAILED with the
     failure tagged, and no run is left open for the next candidate."""
-    from fsdl_lib import scenes
+    from fsdl_lib.scenes import training
 
     info = create_dataset(scenes_settings)
     experiment = get_or_create_experiment("failing-candidates")
@@ -152,9 +152,9 @@ def test_a_failing_estimator_fails_its_run_not_the_task(mlflow_server, scenes_se
         def fit(self, *args):
             raise ValueError("the solver diverged")
 
-    working = scenes.build_pipeline
-    monkeypatch.setattr(scenes, "build_pipeline", lambda candidate: Pipeline([("classify", Broken())]))
-    failed = scenes.train_candidate(
+    working = training.build_pipeline
+    monkeypatch.setattr(training, "build_pipeline", lambda candidate: Pipeline([("classify", Broken())]))
+    failed = training.train_candidate(
         "svm_rbf", info, experiment, settings=scenes_settings, task_key="t/1", dag_run_id="manual"
     )
     assert failed["usable"] is False
@@ -164,8 +164,8 @@ def test_a_failing_estimator_fails_its_run_not_the_task(mlflow_server, scenes_se
     assert run.data.tags["failure"] == "ValueError: the solver diverged"
     assert mlflow.active_run() is None
 
-    monkeypatch.setattr(scenes, "build_pipeline", working)
-    good = scenes.train_candidate(
+    monkeypatch.setattr(training, "build_pipeline", working)
+    good = training.train_candidate(
         "logreg_c1", info, experiment, settings=scenes_settings, task_key="t/2", dag_run_id="manual"
     )
     assert good["usable"] is True

@@ -5,7 +5,7 @@ import io
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fsdl_webapp.monitoring import summarise
+from fsdl_webapp.live_quality import summarise
 
 
 def samples(client) -> dict:

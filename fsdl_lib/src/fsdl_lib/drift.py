@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+from scipy.stats import chisquare, ks_2samp
 
+from fsdl_lib.atomic import atomic_write_bytes
 from fsdl_lib.classes import SCENE_CLASSES
 
 REFERENCE_ARTIFACT: Final = "monitoring/reference.npz"
@@ -161,7 +163,6 @@ def mmd_test(
 
 def class_shift(predicted: Sequence[str], class_counts: np.ndarray) -> dict[str, Any]:
     """Predicted-class counts of the window against the training prior (chi-square, and TVD)."""
-    from scipy.stats import chisquare
 
     labels = list(predicted)
     observed = np.array([labels.count(c) for c in SCENE_CLASSES], dtype=float)
@@ -180,7 +181,6 @@ def class_shift(predicted: Sequence[str], class_counts: np.ndarray) -> dict[str,
 
 def confidence_shift(confidence: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     """Top-probability distribution of the window against the test split's (KS), with histograms."""
-    from scipy.stats import ks_2samp
 
     window, expected = np.asarray(confidence, dtype=float), np.asarray(reference, dtype=float)
     edges = np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1)
@@ -289,7 +289,6 @@ class DriftStatus:
 def write_status(path: Path, status: DriftStatus) -> None:
     """Leave the web app's drift status at ``path``, stamped with the time, for the drift watch DAG
     (:func:`read_status`); readers see the old file or the new one whole."""
-    from fsdl_lib.atomic import atomic_write_bytes
 
     stamped = {**status.as_dict(), "written_at": time.time()}
     atomic_write_bytes(path, json.dumps(stamped).encode(), durable=False)

@@ -18,6 +18,8 @@ import struct
 import zlib
 from typing import Final
 
+from PIL import Image
+
 from fsdl_lib.exceptions import InvalidImageError
 
 JPEG_SOI: Final = b"\xff\xd8"
@@ -47,7 +49,6 @@ def strip_metadata(data: bytes) -> bytes:
 
 def _orientation(exif: bytes) -> int:
     """The orientation an EXIF block (with or without its ``Exif\\0\\0`` header) says; 1 when none."""
-    from PIL import Image
 
     try:
         parsed = Image.Exif()
@@ -60,7 +61,6 @@ def _orientation(exif: bytes) -> int:
 
 def _orientation_only(orientation: int) -> bytes:
     """An EXIF block (``Exif\\0\\0`` and TIFF) holding the orientation and nothing else."""
-    from PIL import Image
 
     exif = Image.Exif()
     exif[ORIENTATION_TAG] = orientation

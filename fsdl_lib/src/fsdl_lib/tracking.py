@@ -8,22 +8,37 @@ the aliases go back to where they were.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import signal
 import subprocess
+import sys
+import tempfile
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import mlflow
+import pandas as pd
+import sklearn
+import skops
+import skops.io
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from fsdl_lib import __version__
 from fsdl_lib.config import load_settings
 from fsdl_lib.dataset import FileRecord, dataset_version, manifest_csv
 from fsdl_lib.drift import REFERENCE_ARTIFACT, DriftInputError, Reference
-from fsdl_lib.exceptions import ModelNotFoundError, RegistrationError
+from fsdl_lib.exceptions import ModelNotFoundError, RegistrationError, UnsafeModelError
 
 if TYPE_CHECKING:
-    from mlflow import ActiveRun, MlflowClient
+    from mlflow import ActiveRun
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -53,7 +68,6 @@ def tracking_uri() -> str:
 def client() -> MlflowClient:
     """A client of :func:`tracking_uri` (its login: MLflow's own ``MLFLOW_TRACKING_USERNAME`` and
     ``MLFLOW_TRACKING_PASSWORD``)."""
-    from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri())
 
@@ -68,7 +82,6 @@ def get_or_create_experiment(name: str, *, client: MlflowClient | None = None) -
     Safe when several tasks race to create the same experiment: the loser of the race reads the
     winner's experiment instead of failing.
     """
-    from mlflow.exceptions import MlflowException
 
     client = _client(client)
     experiment = client.get_experiment_by_name(name)
@@ -100,7 +113,6 @@ def code_version(configured: str = "") -> str:
     """``configured`` if set, else the git commit of this checkout, else the library version."""
     if configured:
         return configured
-    from fsdl_lib import __version__
 
     try:
         commit = subprocess.run(
@@ -131,7 +143,6 @@ def task_run(
     termination included). A run left RUNNING by an attempt that was killed outright is closed
     as FAILED here, by its ``task_key`` tag, before the retry opens its own.
     """
-    import mlflow
 
     client = _client(client)
     stale = client.search_runs(
@@ -152,8 +163,6 @@ def log_dataset(records: Iterable[FileRecord], *, context: str, name: str) -> st
 
     Returns the dataset version. ``context`` is the split's role, such as ``train`` or ``test``.
     """
-    import mlflow
-    import pandas as pd
 
     records = sorted(records)
     version = dataset_version(records)
@@ -198,10 +207,6 @@ def log_sklearn_model(model: Any, example: Any) -> str:
     requirements are pinned explicitly: the inferred ones would drag torch in and take longer.
     Returns the model URI.
     """
-    import mlflow
-    import sklearn
-    import skops
-    from mlflow.models import infer_signature
 
     with _quiet_model_io():
         info = mlflow.sklearn.log_model(
@@ -218,9 +223,6 @@ def log_sklearn_model(model: Any, example: Any) -> str:
 
 def log_drift_reference(reference: Reference) -> None:
     """Log the drift checks' reference sample with the active run (:data:`REFERENCE_ARTIFACT`)."""
-    import tempfile
-
-    import mlflow
 
     folder, name = REFERENCE_ARTIFACT.rsplit("/", 1)
     with tempfile.TemporaryDirectory(prefix="fsdl-reference-") as tmp:
@@ -231,10 +233,6 @@ def log_drift_reference(reference: Reference) -> None:
 
 def load_drift_reference(run_id: str) -> Reference:
     """The reference sample that run ``run_id`` logged; :class:`DriftInputError` if it has none."""
-    import tempfile
-
-    import mlflow
-    from mlflow.exceptions import MlflowException
 
     with tempfile.TemporaryDirectory(prefix="fsdl-reference-") as tmp:
         try:
@@ -254,13 +252,6 @@ def load_sklearn_model(uri: str) -> Any:
     trusts by default plus :data:`TRUSTED_TYPES`, and nothing is ever unpickled, whatever the
     model's MLmodel file claims. Anything else raises :class:`UnsafeModelError` saying why.
     """
-    import tempfile
-    import zipfile
-
-    import mlflow
-    import skops.io
-
-    from fsdl_lib.exceptions import UnsafeModelError
 
     with tempfile.TemporaryDirectory(prefix="fsdl-model-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
@@ -293,11 +284,6 @@ def smoke_test(path: Path, uri: str = "", *, timeout: float | None = None) -> st
     does: a model that crashes the interpreter (a native fault in a trusted type's code), hangs, or
     cannot predict raises :class:`UnsafeModelError` with its reason, and this process goes on.
     Returns what the child said; a file that passed once is not tried again in this process."""
-    import hashlib
-    import signal
-    import sys
-
-    from fsdl_lib.exceptions import UnsafeModelError
 
     timeout = SMOKE_TIMEOUT_SECONDS if timeout is None else timeout
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -340,7 +326,6 @@ class LoadedModel:
 
 def resolve_alias(name: str, alias: str, *, client: MlflowClient | None = None) -> ModelVersion:
     """The version of ``name`` that ``alias`` points to; :class:`ModelNotFoundError` if none."""
-    from mlflow.exceptions import MlflowException
 
     try:
         return _client(client).get_model_version_by_alias(name, alias)
@@ -410,7 +395,6 @@ def register_version(
     :class:`RegistrationError` says what failed. With ``run_id``, a retry is idempotent: a READY
     version already registered from that run is reused instead of registering a second one.
     """
-    import mlflow
 
     client = _client(client)
     aliases = list(aliases)

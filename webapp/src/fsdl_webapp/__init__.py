@@ -45,11 +45,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Bootstrap5(app)
 
-    from fsdl_webapp import access, api, errors, health, monitoring, pages, review, rollback, services, throttle
+    from fsdl_webapp import (
+        access,
+        api,
+        errors,
+        health,
+        metrics,
+        monitoring,
+        pages,
+        review,
+        rollback,
+        services,
+        throttle,
+    )
 
     services.init_app(app, extractor=config.get("EXTRACTOR"), start_polling=config.get("START_POLLING", True))
-    monitoring.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(monitoring.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

@@ -15,7 +15,7 @@ from fsdl_lib.exceptions import InvalidImageError
 from fsdl_lib.images import EXTENSIONS, decode_image
 from fsdl_lib.metadata import strip_metadata
 from fsdl_webapp.errors import ApiError, UnavailableError
-from fsdl_webapp.monitoring import get_metrics
+from fsdl_webapp.metrics import get_metrics
 from fsdl_webapp.services import get_model_service, get_records
 from fsdl_webapp.throttle import client_id
 

@@ -233,5 +233,5 @@ def init_app(app: Flask, logins: list[str]) -> Limiter:
     return limiter
 
 
-EXEMPT = frozenset({"health.healthz", "health.readyz", "monitoring.metrics", "static", "bootstrap.static"})
+EXEMPT = frozenset({"health.healthz", "health.readyz", "metrics.metrics", "static", "bootstrap.static"})
 """Endpoints no budget counts: probes, Prometheus's scrape and static files."""
