@@ -128,11 +128,12 @@ TRAINING_PARAM = Param(
 
 
 @task
-def plan_training() -> list[str]:
+def plan_training() -> list[dict[str, Any]]:
     """Choose the training path: the full grid, or a refit of the served candidate after new feedback.
 
-    Returns the candidates to train (what the parallel DAG maps over); the whole plan is the XCom
-    ``plan`` (for the training and registering tasks)."""
+    Returns one entry per candidate to train, ``{"candidate": name, "plan": the whole plan}``: the
+    parallel DAG maps its training task over them (Airflow maps over a task's return value only),
+    and every task downstream reads the plan from its input, not from a side channel."""
     import logging
 
     from airflow.sdk import get_current_context
@@ -150,12 +151,18 @@ def plan_training() -> list[str]:
         drifted=SCENES_DRIFT_ASSET.name in triggered_by,
     )
     logging.getLogger(__name__).info("training path %s for %s: %s", chosen.path, chosen.candidates, chosen.reason)
-    context["ti"].xcom_push(key="plan", value=chosen.as_dict())
-    return list(chosen.candidates)
+    return [{"candidate": name, "plan": chosen.as_dict()} for name in chosen.candidates]
+
+
+def plan_of(planned: list[dict[str, Any]]) -> dict[str, Any]:
+    """The plan :func:`plan_training` returned (every entry carries the same one)."""
+    return dict(planned[0]["plan"])
 
 
 @task
-def register_best(results: list[dict[str, Any]], dataset: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+def register_best(
+    results: list[dict[str, Any]], dataset: dict[str, Any], planned: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Register the best candidate (validation F1) as a new `challenger` version."""
     from fsdl_lib.config import load_settings
     from fsdl_lib.scenes import SceneDataset, TrainingPlan
@@ -166,7 +173,7 @@ def register_best(results: list[dict[str, Any]], dataset: dict[str, Any], plan: 
         SceneDataset.from_dict(dataset),
         settings=load_settings(),
         dag_run_id=current_task().run_id,
-        plan=TrainingPlan.from_dict(plan),
+        plan=TrainingPlan.from_dict(plan_of(planned)),
     )
 
 

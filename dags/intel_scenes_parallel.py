@@ -56,17 +56,14 @@ def intel_scenes_parallel():
         pool=COMPUTE_POOL,
         pool_slots=share(compute_slots(), len(CANDIDATES)),
     )
-    def train_candidate(candidate: str, dataset: dict, experiment_id: str, plan: dict) -> dict:
+    def train_candidate(candidate: str, plan: dict, dataset: dict, experiment_id: str) -> dict:
         get_current_context()["candidate_name"] = candidate
         return train(candidate, dataset, experiment_id, plan)
 
-    planned = plan_training()  # returns the candidates to train; the whole plan is its XCom "plan"
-    plan = planned["plan"]
+    planned = plan_training()  # one {"candidate", "plan"} per candidate to train
     dataset = create_dataset()
-    results = train_candidate.partial(dataset=dataset, experiment_id=create_experiment(), plan=plan).expand(
-        candidate=planned
-    )
-    register_best(results, dataset, plan)
+    results = train_candidate.partial(dataset=dataset, experiment_id=create_experiment()).expand_kwargs(planned)
+    register_best(results, dataset, planned)
 
 
 intel_scenes_parallel()

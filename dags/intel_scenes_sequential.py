@@ -43,12 +43,12 @@ from fsdl_lib.resources import COMPUTE_POOL
 )
 def intel_scenes_sequential():
     @task(pool=COMPUTE_POOL, pool_slots=compute_slots())  # one candidate at a time, on every core
-    def train_candidates(dataset: dict, experiment_id: str, plan: dict) -> list[dict]:
-        return [train(name, dataset, experiment_id, plan) for name in plan["candidates"]]
+    def train_candidates(dataset: dict, experiment_id: str, planned: list[dict]) -> list[dict]:
+        return [train(entry["candidate"], dataset, experiment_id, entry["plan"]) for entry in planned]
 
-    plan = plan_training()["plan"]
+    planned = plan_training()  # one {"candidate", "plan"} per candidate to train
     dataset = create_dataset()
-    register_best(train_candidates(dataset, create_experiment(), plan), dataset, plan)
+    register_best(train_candidates(dataset, create_experiment(), planned), dataset, planned)
 
 
 intel_scenes_sequential()

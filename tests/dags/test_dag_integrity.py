@@ -71,7 +71,7 @@ def test_parallel_dag_maps_planned_candidates_and_runs_on_feedback_or_drift(bag)
     parallel = bag.get_dag("intel_scenes_parallel")
     mapped = parallel.get_task("train_candidate")
     assert mapped.map_index_template == "{{ candidate_name }}"
-    planned = mapped.op_kwargs_expand_input.value["candidate"]
+    planned = mapped.op_kwargs_expand_input.value  # expand_kwargs: one {"candidate", "plan"} per mapped task
     assert (planned.operator.task_id, planned.key) == ("plan_training", "return_value")
     for dag_id in ("intel_scenes_parallel", "intel_scenes_sequential"):
         assert bag.get_dag(dag_id).params["training"] == "auto"

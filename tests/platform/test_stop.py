@@ -52,7 +52,7 @@ class MadePlatform(LocalPlatform):
         return busy
 
     def assert_all_stopped(self, make: subprocess.Popen[bytes]) -> None:
-        make.wait(timeout=120)
+        make.wait(timeout=240)  # a loaded machine stops Airflow slowly; what matters is that all of it stops
         wait_until(lambda: not self.running(), 60, "every process of the platform ending",
                    describe=lambda: f"still running: {self.running()}\n{self.logs()}")  # fmt: skip
         assert self.listening() == [], self.logs()
@@ -120,7 +120,7 @@ def test_make_demo_stops_everything_it_started(made: MadePlatform, sig: signal.S
     wait_for_http(f"http://127.0.0.1:{port}/healthz", 120, make)  # the demo is under way
 
     send(make, sig, group=group)
-    make.wait(timeout=120)
+    make.wait(timeout=240)
     wait_until(lambda: not processes([instance]), 60, "every process of the demo ending",
                describe=lambda: str(processes([instance])))  # fmt: skip
     with socket.socket() as sock:

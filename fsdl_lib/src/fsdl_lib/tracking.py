@@ -24,9 +24,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import mlflow
 import pandas as pd
-import sklearn
-import skops
-import skops.io
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -207,6 +204,8 @@ def log_sklearn_model(model: Any, example: Any) -> str:
     requirements are pinned explicitly: the inferred ones would drag torch in and take longer.
     Returns the model URI.
     """
+    import sklearn  # with skops: importing skops.io imports all of scikit-learn, and with it torch
+    import skops
 
     with _quiet_model_io():
         info = mlflow.sklearn.log_model(
@@ -252,6 +251,7 @@ def load_sklearn_model(uri: str) -> Any:
     trusts by default plus :data:`TRUSTED_TYPES`, and nothing is ever unpickled, whatever the
     model's MLmodel file claims. Anything else raises :class:`UnsafeModelError` saying why.
     """
+    import skops.io  # imports all of scikit-learn, and with it torch: only where a model is read
 
     with tempfile.TemporaryDirectory(prefix="fsdl-model-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from fsdl_lib import tracking
 from fsdl_lib.atomic import atomic_write_bytes
 from fsdl_lib.dataset import FileRecord, dataset_version
 
@@ -138,6 +137,8 @@ def train_and_evaluate(
     import mlflow
     from sklearn.linear_model import ElasticNet
 
+    from fsdl_lib import tracking
+
     train, test = split.load()
     x, y = xy(train)
     x_test, y_test = xy(test)
@@ -158,6 +159,8 @@ def register(
     run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str], *, settings: Settings
 ) -> dict[str, Any]:
     """Register the run's model as a new ``challenger`` version of the wine model (all or nothing)."""
+    from fsdl_lib import tracking
+
     version = tracking.register_version(
         f"runs:/{run_id}/model",
         settings.wine_model_name,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fsdl_tools.clients import AirflowClient, WebappClient, free_port, local_logins, wait_for_http
-from fsdl_tools.processes import end
+from fsdl_tools.processes import GRACE_SECONDS, end
 from fsdl_tools.repo import ROOT
 
 PORTS = (
@@ -190,7 +190,8 @@ class LocalPlatform:
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            stop_process_group(proc)
+            # The supervisor's own stop (honcho's grace, then what is left) must not be cut short.
+            stop_process_group(proc, timeout=2 * GRACE_SECONDS + 15)
         self.procs.clear()
         end(self.instance)  # anything that left its process group (honcho's services have their own)
         if self.database is not None:
