@@ -34,6 +34,7 @@ SAMPLE_DIR = ROOT / "samples" / "intel_scenes"
 LAYERS = {
     "lib": "lib",
     "deploy": "deploy",
+    "tools": "tools",
     "dags": "dags",
     "webapp": "webapp",
     "browser": "browser",
