@@ -160,7 +160,7 @@ def test_stalled_clients_starve_neither_requests_nor_health_checks(webapp_server
             sock = socket.create_connection((host, port), timeout=5)
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never finished
             stalled.append(sock)
-        time.sleep(1)
+        time.sleep(1)  # the attack takes hold: the server has accepted them all (nothing to await from outside)
         start = time.monotonic()
         assert requests.get(f"{webapp_server.url}/healthz", timeout=5).status_code == 200
         assert requests.get(f"{webapp_server.url}/readyz", timeout=5).status_code == 200

@@ -1,12 +1,12 @@
 """The served model (fsdl_webapp.model_service) against a real registry: which versions it refuses
 and why, the old version serving on, and promotions picked up while it runs."""
 
-import time
 import uuid
 
 import pytest
 from mlflow import MlflowClient
 
+from fsdl_tools.clients import wait_until
 from tests.conftest import SAMPLE_DIR
 from tests.webapp.conftest import make_app
 
@@ -43,17 +43,16 @@ def test_promotion_is_served_within_the_poll_interval_without_restart(tmp_path, 
     app = make_app(tmp_path, extractor, name, start_polling=True, poll_seconds=1)
     client = app.test_client()
     try:
-        started = time.monotonic()
-        while client.get("/api/v1/model").status_code != 200:  # the first load runs in the background
-            assert time.monotonic() - started < 30, client.get("/readyz").json
-            time.sleep(0.1)
+        wait_until(  # the first load runs in the background
+            lambda: client.get("/api/v1/model").status_code == 200, 30, "the first version loaded", interval=0.1,
+            describe=lambda: str(client.get("/readyz").json),
+        )  # fmt: skip
         assert client.get("/api/v1/model").json["version"] == "1"
         registry.register(name, "knn_7", aliases=())
         MlflowClient().set_registered_model_alias(name, "production", "2")
-        promoted = time.monotonic()
-        while client.get("/api/v1/model").json["version"] != "2":
-            assert time.monotonic() - promoted < 1 + 5, "the new version was not served in time"
-            time.sleep(0.1)
+        wait_until(  # the poll interval (1 s), and the load
+            lambda: client.get("/api/v1/model").json["version"] == "2", 1 + 5, "version 2 served", interval=0.1
+        )
         photo = (SAMPLE_DIR / "sea" / sorted(p.name for p in (SAMPLE_DIR / "sea").iterdir())[0]).read_bytes()
         import io
 
