@@ -34,12 +34,14 @@ def describe(version: dict) -> str:
 
 
 def stop_on_signals() -> None:
-    """SIGTERM and SIGHUP end the demo as Ctrl-C does, through the clean-up that stops the platform."""
+    """Ctrl-C, SIGTERM and SIGHUP end the demo through the clean-up that stops the platform. SIGINT too
+    is set here, not left to Python: a process started in the background by a shell (`make demo &` in a
+    script, a CI job) inherits SIGINT ignored, and Python then leaves it ignored."""
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupt)
 
 
