@@ -31,11 +31,17 @@ class MadePlatform(LocalPlatform):
     """A local platform started the way its user starts it: `make <target>`, in a session of its own
     (so that signals to the process group reach make and what it runs, as from a terminal)."""
 
-    def launch(self, target: str, *make_args: str) -> subprocess.Popen[bytes]:
+    def launch(self, target: str, *make_args: str, background: bool = False) -> subprocess.Popen[bytes]:
+        """``background``: as a shell script starts a job with ``&``, with SIGINT ignored (inherited)."""
+
+        def ignore_sigint() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
         with self.log.open("ab") as log:
             self.procs["make"] = subprocess.Popen(
                 ["make", "--no-print-directory", "-s", target, *make_args], cwd=ROOT, env=self.env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=ignore_sigint if background else None,
             )  # fmt: skip
         return self.procs["make"]
 
@@ -101,13 +107,16 @@ def test_make_up_stops_everything_it_started(tmp_path: Path, target: str, sig: s
 
 
 @pytest.mark.parametrize(
-    ("sig", "group"),
-    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, True)],
-    ids=["sigint", "sigterm", "sighup"],
+    ("sig", "group", "background"),
+    [(signal.SIGINT, True, True), (signal.SIGTERM, False, False), (signal.SIGHUP, True, False)],
+    ids=["sigint-started-in-the-background", "sigterm", "sighup"],
 )
-def test_make_demo_stops_everything_it_started(made: MadePlatform, sig: signal.Signals, group: bool) -> None:
+def test_make_demo_stops_everything_it_started(
+    made: MadePlatform, sig: signal.Signals, group: bool, background: bool
+) -> None:
+    """SIGINT reaches a demo started in the background too, where it began with SIGINT ignored."""
     workspace = made.workspace / "demo"
-    make = made.launch("demo", f"DEMO_ARGS=--workspace {workspace} --image-size 64")
+    make = made.launch("demo", f"DEMO_ARGS=--workspace {workspace} --image-size 64", background=background)
     instance = (workspace / "storage").resolve()
 
     def webapp_port() -> str | None:

@@ -150,7 +150,10 @@ def task_run(
         log.warning("closing run %s left RUNNING by an earlier attempt as FAILED", run.info.run_id)
         client.set_terminated(run.info.run_id, "FAILED")
     all_tags = {**(tags or {}), TAG_TASK_KEY: task_key}
-    mlflow.set_tracking_uri(client.tracking_uri)  # the run goes where the client looked
+    # The run goes where the client looked: MLflow's fluent API reads MLFLOW_TRACKING_URI, and where that
+    # is unset, it is given the URI the settings derive (never MLflow's ./mlruns). Not set_tracking_uri:
+    # that would pin every later client of this process to this server, whatever the environment says.
+    os.environ.setdefault("MLFLOW_TRACKING_URI", client.tracking_uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
         yield run
 
