@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except FsdlError as exc:
+    except (FsdlError, ValueError) as exc:
         print(f"fsdl-deploy {args.command}: {exc}", file=sys.stderr)
         return 2
 

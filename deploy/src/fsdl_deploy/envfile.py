@@ -43,11 +43,16 @@ client is its IPv4 address or IPv6 /64; behind a reverse proxy set WEBAPP_TRUSTE
 one proxy) or every client shares the proxy's budget. Budgets are written like 20/minute;300/hour.""",
 }
 
-DEPLOYMENT: Final = (
-    # (name, default, meaning) of what only deployment reads.
+MLFLOW_SECRETS: Final = (
+    # (name, default, meaning), listed with the logins.
     ("MLFLOW_AUTH_ADMIN_PASSWORD", "", "Password of the MLflow admin; generated (make secrets)."),
     ("MLFLOW_PIPELINES_PASSWORD", "", "Password of MLflow's service account fsdl-pipelines (the DAGs)."),
     ("MLFLOW_FLASK_SERVER_SECRET_KEY", "", "Signs the MLflow auth app's forms (CSRF)."),
+)
+"""MLflow's secrets, which only deployment reads."""
+
+CONTAINERS: Final = (
+    # (name, default, meaning), after the platform's settings.
     (
         "AIRFLOW_UID",
         "50000",
@@ -84,10 +89,10 @@ DEPLOYMENT: Final = (
     ),
     ("MLFLOW_ALLOWED_HOSTS", "localhost:*,127.0.0.1:*,mlflow:5000,mlflow", "Host headers the MLflow server accepts."),
 )
-"""What deployment alone reads, after the platform's settings: MLflow's logins, then the containers'."""
+"""What only the containers and their builds read."""
 
 MLFLOW_LOGINS_AFTER: Final = "MLFLOW_AUTH_ADMIN_USERNAME"
-"""MLflow's logins from :data:`DEPLOYMENT` follow this setting."""
+""":data:`MLFLOW_SECRETS` follow this setting."""
 
 
 def _default(name: str, default: str) -> str:
@@ -102,13 +107,9 @@ def _entry(name: str, default: str, doc: str) -> list[str]:
 def env_example() -> str:
     """The text of ``.env.example``."""
     lines = [f"# {line}" for line in HEADER.splitlines()]
-    mlflow_logins = [
-        entry for entry in DEPLOYMENT if entry[0].startswith("MLFLOW_") and entry[0] != "MLFLOW_ALLOWED_HOSTS"
-    ]
-    containers = [entry for entry in DEPLOYMENT if entry not in mlflow_logins]
     platform = list(Settings.variables())
     at = next(i for i, (name, _, _) in enumerate(platform) if name == MLFLOW_LOGINS_AFTER) + 1
-    for name, default, doc in [*platform[:at], *mlflow_logins, *platform[at:], *containers, *WebSettings.variables()]:
+    for name, default, doc in [*platform[:at], *MLFLOW_SECRETS, *platform[at:], *CONTAINERS, *WebSettings.variables()]:
         if name in SECTIONS:
             lines += ["", *(f"# {line}" for line in SECTIONS[name].splitlines())]
         lines += _entry(name, default, doc)
@@ -117,4 +118,4 @@ def env_example() -> str:
 
 def documented() -> set[str]:
     """Every variable ``.env.example`` lists."""
-    return {name for name, _, _ in (*Settings.variables(), *DEPLOYMENT, *WebSettings.variables())}
+    return {name for name, _, _ in (*Settings.variables(), *MLFLOW_SECRETS, *CONTAINERS, *WebSettings.variables())}

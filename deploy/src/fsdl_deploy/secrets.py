@@ -78,7 +78,7 @@ def write_airflow_passwords(path: Path, user: str, password: str) -> None:
     """Airflow's simple auth manager's password file: ``{user: password}`` as JSON, readable by its
     owner only, replaced whole (never a half-written file the API server could read)."""
     if not password:
-        raise SystemExit("AIRFLOW_ADMIN_PASSWORD is empty: remove the empty line from .env to have one generated")
+        raise ValueError("AIRFLOW_ADMIN_PASSWORD is empty: remove the empty line from .env to have one generated")
     tmp = path.with_name(path.name + ".tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         json.dump({user: password}, out)

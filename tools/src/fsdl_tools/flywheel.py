@@ -58,11 +58,9 @@ class Flywheel:
         say: Callable[[str], None] = print,
         timeout: float = 1200,
     ) -> None:
-        import mlflow
-
         self.airflow, self.webapp = airflow, webapp
         self.model_name = model_name
-        self.client = mlflow.MlflowClient()
+        self.client = tracking.client()  # a person's client: MLflow's own login variables
         self.say = say
         self.timeout = timeout
         self.report = FlywheelReport()
