@@ -124,14 +124,20 @@ def test_up_serves_airflow_and_mlflow_and_stops_on_ctrl_c(platform: Platform, br
     for password, accepted in (("admin", False), (logins["AIRFLOW_ADMIN_PASSWORD"], True)):
         page.locator("input:not([type=password])").first.fill("admin")
         page.locator("input[type=password]").fill(password)
-        page.locator("button[type=submit]").click()
+        # The login page posts the form to /auth/token: 201 with a token, or 401.
+        with page.expect_response(
+            lambda response: response.request.method == "POST" and "/auth/token" in response.url, timeout=60_000
+        ) as login:
+            page.locator("button[type=submit]").click()
         if accepted:
+            assert login.value.status == 201
             page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
             page.goto(f"{platform.airflow}/dags")
             page.get_by_text("intel_scenes_parallel").first.wait_for(timeout=60_000)
         else:
-            page.wait_for_timeout(2000)
-            assert "/auth/login" in page.url, "the default password was accepted"
+            assert login.value.status == 401, "the default password was accepted"
+            page.get_by_text("Invalid credentials").wait_for(timeout=30_000)  # the page has taken the refusal in
+            assert "/auth/login" in page.url
     page.close()
     # MLflow's UI: the browser's login prompt (basic auth); without it, 401.
     from playwright.sync_api import Error as BrowserError

@@ -1,21 +1,35 @@
-"""The web app layer: a real MLflow registry holding a real small scene classifier."""
+"""The web app layer: a real MLflow registry holding a real small scene classifier.
+
+The tests mirror the modules of ``fsdl_webapp``: ``test_<module>.py`` for each. What several need
+is here: an app on a temporary folder, clients at chosen addresses, and the requests a user and a
+reviewer send.
+"""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from fsdl_lib.config import Settings
 from fsdl_webapp import create_app
 from fsdl_webapp.config import WebSettings
+from fsdl_webapp.services import Records, open_records
 from fsdl_webapp.throttle import BUDGETS
 from tests.conftest import IMAGE_SIZE, REVIEWER, SAMPLE_DIR
 
 UNLIMITED = dict.fromkeys(BUDGETS, "100000/minute")
 """Budgets no test of something else reaches (those tests send bursts from one client); the tests of
 the budgets themselves use the defaults."""
+DEFAULT_BUDGETS = {name: getattr(WebSettings(), name) for name in BUDGETS}
+"""The budgets every deployment gets unless it sets others."""
+PHOTO = (SAMPLE_DIR / "forest" / "10078.jpg").read_bytes()
+PROBABILITIES = {"forest": 0.7, "mountain": 0.3}
 
 
 def make_app(tmp_path: Path, extractor, model_name: str, *, start_polling: bool = False, **web):
@@ -50,8 +64,84 @@ def client(app):
 
 
 @pytest.fixture
+def public_app(tmp_path, extractor, production_model):
+    """The web app with the budgets it ships with."""
+    return make_app(tmp_path, extractor, production_model, **DEFAULT_BUDGETS)
+
+
+@pytest.fixture
 def photo() -> bytes:
-    return (SAMPLE_DIR / "forest" / "10078.jpg").read_bytes()
+    return PHOTO
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    """The headers of an HTTP basic login."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+AS_REVIEWER = basic(*REVIEWER)
+
+
+def client_at(app, address: str):
+    """A test client whose requests come from ``address``."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def predict(client, data: bytes = PHOTO, name: str = "photo.jpg") -> dict:
+    response = client.post("/api/v1/predict", data={"image": (io.BytesIO(data), name)})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def answer(client, prediction: dict, label: str):
+    body = {"prediction_id": prediction["prediction_id"], "correct": label == prediction["label"], "label": label}
+    return client.post("/api/v1/feedback", json=body)
+
+
+def wrong_label(prediction: dict) -> str:
+    """The class the model finds least likely: the most surprising claim."""
+    return min(prediction["probabilities"], key=prediction["probabilities"].get)
+
+
+def review(client, decisions: list[dict], auth: tuple[str, str] = REVIEWER):
+    """Decide as the reviewer, after looking at what is to be accepted (the review page shows each image)."""
+    for decision in decisions:
+        if decision["action"] != "reject":
+            client.get(f"/review/image/{decision['prediction_id']}", headers=basic(*auth))
+    return client.post("/api/v1/review/decisions", json={"decisions": decisions}, headers=basic(*auth))
+
+
+def noise_png(megabytes: float) -> bytes:
+    """An uncompressed PNG of random pixels, about ``megabytes`` MiB."""
+    side = int((megabytes * 1024 * 1024 / 3) ** 0.5)
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=0)
+    return buffer.getvalue()
+
+
+def open_records_for_test(tmp_path: Path, **web) -> Records:
+    """The records as the web app opens them, with a minute to answer and no queue limit in the way."""
+    settings = Settings.from_env({"FSDL_DATA_DIR": str(tmp_path / "data")})
+    return open_records(
+        tmp_path / "state", settings, dataclasses.replace(WebSettings(), prediction_ttl_seconds=60, **web)
+    )
+
+
+@pytest.fixture
+def records(tmp_path) -> Records:
+    return open_records_for_test(tmp_path)
+
+
+def predicted(records: Records, prediction_id: str = "a" * 32, label: str = "forest", **kwargs) -> str:
+    """A prediction in the log, as the API records one."""
+    records.predictions.record(
+        prediction_id, PHOTO, "jpg", model_name="m", model_version="3", label=label,
+        probabilities=PROBABILITIES, latency_ms=12.0, **kwargs,
+    )  # fmt: skip
+    return prediction_id
 
 
 def written_files(root: Path) -> list[Path]:

@@ -1,16 +1,17 @@
-"""The JSON API against a real registry: predict, feedback, the served model, health."""
+# ruff: noqa: E501  (one bad request per line reads best as a table)
+"""The JSON API (fsdl_webapp.api) against a real registry: predict, feedback, the served model; and
+bad requests, each of which gets a clear JSON error and writes no file and no log row."""
+
+from __future__ import annotations
+
+import io
 
 import pytest
+from PIL import Image
 
 from fsdl_lib.classes import SCENE_CLASSES
-from tests.conftest import REVIEWER, SAMPLE_DIR
-from tests.webapp.conftest import make_app
-
-
-def predict(client, photo):
-    response = client.post("/api/v1/predict", data={"image": (__import__("io").BytesIO(photo), "photo.jpg")})
-    assert response.status_code == 200, response.json
-    return response.json
+from tests.image_corpus import corpus
+from tests.webapp.conftest import PHOTO, make_app, predict, written_files
 
 
 def test_predict_answers_class_probabilities_and_model(app, client, photo, production_model):
@@ -29,157 +30,6 @@ def test_predict_answers_class_probabilities_and_model(app, client, photo, produ
     assert predictions.upload_path(body["prediction_id"], "jpg").read_bytes() == photo
 
 
-def review(client, decisions, auth=REVIEWER):
-    """Decide as the reviewer, after looking at what is to be accepted (the review page shows each image)."""
-    for decision in decisions:
-        if decision["action"] != "reject":
-            client.get(f"/review/image/{decision['prediction_id']}", headers={"Authorization": basic_auth(*auth)})
-    return client.post(
-        "/api/v1/review/decisions",
-        json={"decisions": decisions},
-        headers={"Authorization": basic_auth(*auth)},
-    )
-
-
-def basic_auth(user: str, password: str) -> str:
-    import base64
-
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def queue(client) -> dict:
-    return client.get("/api/v1/review/queue", headers={"Authorization": basic_auth(*REVIEWER)}).json
-
-
-def test_a_correction_waits_for_review_then_is_stored_by_content_hash(app, client, photo):
-    import hashlib
-
-    body = predict(client, photo)
-    wrong = next(c for c in SCENE_CLASSES if c != body["label"])
-    answer = {"prediction_id": body["prediction_id"], "correct": False, "label": wrong}
-    first = client.post("/api/v1/feedback", json=answer)
-    assert first.status_code == 200, first.json
-    assert (first.json["review_state"], first.json["path"]) == ("pending", None)
-    feedback_dir = app.config["FSDL_SETTINGS"].scenes_feedback_dir
-    assert not list(feedback_dir.rglob("*.jpg")), "an unreviewed answer reached the training folder"
-    again = client.post("/api/v1/feedback", json=answer)
-    assert again.status_code == 200
-    assert again.json["repeated"] is True
-    other = client.post("/api/v1/feedback", json={**answer, "label": body["label"], "correct": True})
-    assert other.status_code == 409
-    assert "already has feedback" in other.json["error"]
-
-    decided = review(client, [{"prediction_id": body["prediction_id"], "action": "accept"}])
-    assert decided.status_code == 200, decided.json
-    assert decided.json["results"][0]["review_state"] == "accepted"
-    sha = hashlib.sha256(photo).hexdigest()
-    assert (feedback_dir / wrong / f"{sha}.jpg").read_bytes() == photo
-    (row,) = app.extensions["fsdl_records"].predictions.rows()
-    assert (row["feedback_label"], row["review_label"], row["reviewed_by"]) == (wrong, wrong, REVIEWER[0])
-    assert not app.extensions["fsdl_records"].predictions.upload_path(body["prediction_id"], "jpg").exists()
-    again = review(client, [{"prediction_id": body["prediction_id"], "action": "accept"}])
-    assert again.json["results"][0]["repeated"] is True
-    changed = review(client, [{"prediction_id": body["prediction_id"], "action": "reject"}])
-    assert changed.status_code == 409
-    assert "cannot be decided again" in changed.json["results"][0]["error"]
-
-
-def test_a_rejected_answer_leaves_no_file(app, client, photo):
-    body = predict(client, photo)
-    wrong = next(c for c in SCENE_CLASSES if c != body["label"])
-    client.post("/api/v1/feedback", json={"prediction_id": body["prediction_id"], "correct": False, "label": wrong})
-    assert review(client, [{"prediction_id": body["prediction_id"], "action": "reject"}]).status_code == 200
-    assert not list(app.config["FSDL_SETTINGS"].scenes_feedback_dir.rglob("*.jpg"))
-    assert not app.extensions["fsdl_records"].predictions.upload_path(body["prediction_id"], "jpg").exists()
-    decisions = client.get("/api/v1/review/decisions", headers={"Authorization": basic_auth(*REVIEWER)}).json
-    (decision,) = decisions["decisions"]
-    assert (decision["reviewer"], decision["action"], decision["label"]) == (REVIEWER[0], "reject", None)
-
-
-@pytest.mark.parametrize("auth", [None, ("reviewer", "wrong"), ("someone", REVIEWER[1])], ids=str)
-def test_reviewing_needs_the_reviewer_login(client, auth):
-    headers = {"Authorization": basic_auth(*auth)} if auth else {}
-    for path in ("/api/v1/review/queue", "/api/v1/review/decisions", "/review"):
-        response = client.get(path, headers=headers)
-        assert response.status_code == 401
-        assert response.headers["WWW-Authenticate"].startswith("Basic")
-    response = client.post("/api/v1/review/decisions", json={"decisions": []}, headers=headers)
-    assert response.status_code == 401
-    assert response.json == {"error": "log in as the reviewer"}
-
-
-def test_the_queue_puts_what_teaches_most_first_and_counts_agreeing_clients(app, client, photo):
-    first = predict(client, photo)
-    second_client = app.test_client()
-    second_client.environ_base["REMOTE_ADDR"] = "198.51.100.20"  # the same image, from someone else
-    second = predict(second_client, photo)
-    sea = sorted((SAMPLE_DIR / "sea").glob("*.jpg"))[0].read_bytes()
-    other = predict(client, sea)
-    # The class the model finds least likely for this photo: the most surprising claim.
-    surprising = min(first["probabilities"], key=first["probabilities"].get)
-    for who, body, label in ((client, first, surprising), (second_client, second, surprising),
-                             (client, other, other["label"])):  # fmt: skip
-        answer = {"prediction_id": body["prediction_id"], "correct": label == body["label"], "label": label}
-        assert who.post("/api/v1/feedback", json=answer).status_code == 200
-    pending = queue(client)
-    assert pending["pending"] == 3
-    assert pending["oldest_age_seconds"] >= 0
-    items = pending["items"]
-    assert [item["teach"] for item in items] == sorted((item["teach"] for item in items), reverse=True)
-    assert items[-1]["prediction_id"] == other["prediction_id"]  # a confirmation teaches least
-    by_id = {item["prediction_id"]: item for item in items}
-    assert by_id[first["prediction_id"]]["agreeing_clients"] == 1  # the other client's answer
-    assert by_id[first["prediction_id"]]["disagreeing_clients"] == 0
-    assert by_id[first["prediction_id"]]["answer_client"] != by_id[second["prediction_id"]]["answer_client"]
-    assert by_id[first["prediction_id"]]["client_pending"] == 2  # this client's two answers wait
-    assert by_id[first["prediction_id"]]["claimed_label"] == surprising
-    assert by_id[first["prediction_id"]]["confidence"] == pytest.approx(max(first["probabilities"].values()))
-
-
-def test_confident_predictions_are_sampled_for_review_and_unsure_ones_flagged(
-    tmp_path, extractor, production_model, photo
-):
-    app = make_app(tmp_path, extractor, production_model, review_sample_rate=1.0, unsure_below=0.0, unsure_margin=0.0)
-    client = app.test_client()
-    body = predict(client, photo)
-    assert body["unsure"] is False
-    (item,) = queue(client)["items"]
-    assert (item["prediction_id"], item["sampled"], item["claimed_label"]) == (body["prediction_id"], True, None)
-    review(client, [{"prediction_id": body["prediction_id"], "action": "accept"}])
-    stored = list(app.config["FSDL_SETTINGS"].scenes_feedback_dir.glob(f"{body['label']}/*.jpg"))
-    assert [p.read_bytes() for p in stored] == [photo]  # confirmed as the model's class
-
-    unsure_app = make_app(tmp_path / "unsure", extractor, production_model, unsure_below=1.01)
-    assert predict(unsure_app.test_client(), photo)["unsure"] is True
-
-
-def test_trust_policy_accepts_at_once(tmp_path, extractor, production_model, photo):
-    app = make_app(tmp_path, extractor, production_model, feedback_policy="trust")
-    client = app.test_client()
-    body = predict(client, photo)
-    response = client.post(
-        "/api/v1/feedback", json={"prediction_id": body["prediction_id"], "correct": True, "label": body["label"]}
-    )
-    assert response.json["review_state"] == "accepted"
-    assert response.json["path"].startswith(f"{body['label']}/")
-    assert (app.config["FSDL_SETTINGS"].scenes_feedback_dir / response.json["path"]).read_bytes() == photo
-
-
-def test_expired_prediction_is_gone_and_its_upload_removed(app, client, photo):
-    import time
-
-    body = predict(client, photo)
-    predictions = app.extensions["fsdl_records"].predictions
-    assert predictions.expire(now=time.time() + predictions.ttl + 1) == 1
-    assert not predictions.upload_path(body["prediction_id"], "jpg").exists()
-    response = client.post(
-        "/api/v1/feedback", json={"prediction_id": body["prediction_id"], "correct": True, "label": body["label"]}
-    )
-    assert response.status_code == 410
-    assert "expired" in response.json["error"]
-    assert not list(app.config["FSDL_SETTINGS"].scenes_feedback_dir.rglob("*.jpg"))
-
-
 def test_model_endpoint_and_probes(client, production_model, extractor):
     model = client.get("/api/v1/model").json
     assert model["name"] == production_model
@@ -194,7 +44,7 @@ def test_model_endpoint_and_probes(client, production_model, extractor):
 def test_without_a_production_model(tmp_path, extractor, photo, registry):
     app = make_app(tmp_path, extractor, "never-registered")
     client = app.test_client()
-    response = client.post("/api/v1/predict", data={"image": (__import__("io").BytesIO(photo), "a.jpg")})
+    response = client.post("/api/v1/predict", data={"image": (io.BytesIO(photo), "a.jpg")})
     assert response.status_code == 503
     assert "no model is being served yet" in response.json["error"]
     assert "alias 'production'" in response.json["error"]
@@ -206,40 +56,118 @@ def test_without_a_production_model(tmp_path, extractor, photo, registry):
     assert app.extensions["fsdl_records"].predictions.rows() == []
 
 
-def test_pages_render(client, production_model):
-    index = client.get("/").get_data(as_text=True)
-    assert "Select an image to classify" in index
-    assert "/bootstrap/static/" in index  # Bootstrap is served locally, never from a CDN
-    assert "cdn" not in index.lower()
-    assert client.get("/bootstrap/static/css/bootstrap.min.css").status_code == 200
-    details = client.get("/model").get_data(as_text=True)
-    assert production_model in details
-    assert "Dataset version" in details
+# --- bad requests ---------------------------------------------------------------------------------
+
+VALID_ID = "0123456789abcdef0123456789abcdef"
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ({}, "with 1 to 500 items"),
-        ({"decisions": []}, "with 1 to 500 items"),
-        ({"decisions": [{"action": "accept"}]}, "needs a prediction_id"),
-        ({"decisions": [{"prediction_id": "a" * 32, "action": "approve"}]}, "action must be one of"),
-        ({"decisions": [{"prediction_id": "a" * 32, "action": "relabel"}]}, "only relabel, takes a label"),
-        ({"decisions": [{"prediction_id": "a" * 32, "action": "accept", "label": "sea"}]}, "only relabel"),
-        ({"decisions": [{"prediction_id": "a" * 32, "action": "relabel", "label": "cat"}]}, "label must be one of"),
-    ],
-    ids=["no-list", "empty", "no-id", "bad-action", "relabel-without-label", "accept-with-label", "bad-label"],
-)
-def test_bad_review_decisions_are_refused_before_any_is_applied(app, client, body, message):
-    response = client.post("/api/v1/review/decisions", json=body, headers={"Authorization": basic_auth(*REVIEWER)})
-    assert response.status_code == 400
+def encoded(fmt: str, size=(8, 8), mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def upload(data: bytes, field: str = "image", name: str = "x.jpg"):
+    return {"data": {field: (io.BytesIO(data), name)}, "content_type": "multipart/form-data"}
+
+
+def feedback(**body):
+    return {"json": body}
+
+
+def other_label(pred):
+    return next(c for c in ("buildings", "forest", "glacier") if c != pred["label"])
+
+
+CASES = [
+    # (id, method, path, request kwargs or a function of the prediction, status, message)
+    ("predict-no-field", "post", "/api/v1/predict", {"data": {}}, 400, "multipart form field 'image'"),
+    ("predict-wrong-field", "post", "/api/v1/predict", upload(PHOTO, field="file"), 400, "field 'image'"),
+    ("predict-empty-file", "post", "/api/v1/predict", upload(b""), 400, "empty"),
+    ("predict-text-as-jpg", "post", "/api/v1/predict", upload(b"hello world\n" * 50), 400, "not a JPEG or PNG"),
+    ("predict-truncated-jpeg", "post", "/api/v1/predict", upload(PHOTO[: len(PHOTO) // 2]), 400, "truncated or corrupt"),
+    ("predict-gif", "post", "/api/v1/predict", upload(encoded("GIF"), name="x.gif"), 400, "not a JPEG or PNG"),
+    ("predict-bmp-named-png", "post", "/api/v1/predict", upload(encoded("BMP"), name="x.png"), 400, "not a JPEG or PNG"),
+    ("predict-webp", "post", "/api/v1/predict", upload(encoded("WEBP")), 400, "not a JPEG or PNG"),
+    ("predict-pixel-bomb", "post", "/api/v1/predict", upload(encoded("PNG", (6000, 5000), "1")), 400, "more than the limit"),
+    ("predict-too-large", "post", "/api/v1/predict", upload(b"\xff\xd8" + b"0" * (11 * 1024 * 1024)), 413, "larger than the limit"),
+    ("predict-json-body", "post", "/api/v1/predict", feedback(image="aGVsbG8="), 400, "field 'image'"),
+    ("predict-get", "get", "/api/v1/predict", {}, 405, "method GET is not allowed"),
+    ("predict-put", "put", "/api/v1/predict", upload(PHOTO), 405, "method PUT is not allowed"),
+    ("feedback-get", "get", "/api/v1/feedback", {}, 405, "not allowed"),
+    ("feedback-delete", "delete", "/api/v1/feedback", {}, 405, "not allowed"),
+    ("model-post", "post", "/api/v1/model", {}, 405, "not allowed"),
+    ("unknown-endpoint", "get", "/api/v1/nothing", {}, 404, "no such API endpoint"),
+    ("feedback-no-body", "post", "/api/v1/feedback", {}, 400, "send a JSON object"),
+    ("feedback-list-body", "post", "/api/v1/feedback", {"json": [1, 2]}, 400, "send a JSON object"),
+    ("feedback-malformed-json", "post", "/api/v1/feedback", {"data": "{nope", "content_type": "application/json"}, 400, "JSON object"),
+    ("feedback-form-encoded", "post", "/api/v1/feedback", {"data": {"prediction_id": VALID_ID}}, 400, "JSON object"),
+    ("feedback-no-id", "post", "/api/v1/feedback", feedback(correct=True, label="sea"), 400, "prediction_id must be"),
+    ("feedback-id-traversal", "post", "/api/v1/feedback", feedback(prediction_id="../../etc/passwd", correct=True, label="sea"), 400, "prediction_id must be"),
+    ("feedback-id-short", "post", "/api/v1/feedback", feedback(prediction_id="abc123", correct=True, label="sea"), 400, "prediction_id must be"),
+    ("feedback-id-uppercase", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID.upper(), correct=True, label="sea"), 400, "prediction_id must be"),
+    ("feedback-id-number", "post", "/api/v1/feedback", feedback(prediction_id=12345, correct=True, label="sea"), 400, "prediction_id must be"),
+    ("feedback-no-correct", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, label="sea"), 400, "correct must be true or false"),
+    ("feedback-correct-string", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, correct="false", label="sea"), 400, "correct must be"),
+    ("feedback-correct-int", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, correct=0, label="sea"), 400, "correct must be"),
+    ("feedback-no-label", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, correct=False), 400, "label must be one of"),
+    ("feedback-unknown-label", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, correct=False, label="beach"), 400, "label must be one of"),
+    ("feedback-label-case", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, correct=False, label="Forest"), 400, "label must be one of"),
+    ("feedback-label-traversal", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, correct=False, label="../sea"), 400, "label must be one of"),
+    ("feedback-label-list", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, correct=False, label=["sea"]), 400, "label must be one of"),
+    ("feedback-unknown-id", "post", "/api/v1/feedback", feedback(prediction_id=VALID_ID, correct=False, label="sea"), 404, "no prediction with id"),
+    ("feedback-correct-but-other-label", "post", "/api/v1/feedback",
+     lambda p: feedback(prediction_id=p["prediction_id"], correct=True, label=other_label(p)), 400, "differs from the prediction"),
+    ("feedback-wrong-but-same-label", "post", "/api/v1/feedback",
+     lambda p: feedback(prediction_id=p["prediction_id"], correct=False, label=p["label"]), 400, "is what the model predicted"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def prediction(client):
+    response = client.post("/api/v1/predict", **upload(PHOTO))
+    assert response.status_code == 200
+    return response.json
+
+
+def test_the_table_is_big_enough():
+    assert len(CASES) >= 30
+    assert len({case[0] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(("name", "method", "path", "kwargs", "status", "message"), CASES, ids=[c[0] for c in CASES])
+def test_bad_request(app, client, prediction, name, method, path, kwargs, status, message):
+    settings = app.config["FSDL_SETTINGS"]
+    records = app.extensions["fsdl_records"]
+    state_dir = records.review.db.path.parent
+    files_before = written_files(state_dir) + written_files(settings.data_dir)
+    rows_before = records.predictions.rows()
+    if callable(kwargs):
+        kwargs = kwargs(prediction)
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status
+    assert response.is_json, response.get_data(as_text=True)[:200]
     assert message in response.json["error"]
-    assert app.extensions["fsdl_records"].review.decisions() == []
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert written_files(state_dir) + written_files(settings.data_dir) == files_before
+    assert records.predictions.rows() == rows_before
 
 
-def test_a_decision_on_an_unknown_prediction_is_reported_per_item(client):
-    response = review(client, [{"prediction_id": "f" * 32, "action": "reject"}])
-    assert response.status_code == 409
-    assert response.json["results"] == [
-        {"prediction_id": "f" * 32, "error": f"no prediction with id {'f' * 32}", "status": 404}
-    ]
+@pytest.mark.parametrize("sample", corpus(), ids=lambda s: s.name)
+def test_upload_is_classified_or_refused_with_a_reason(sample, app, client, tmp_path):
+    response = client.post(
+        "/api/v1/predict", data={"image": (io.BytesIO(sample.data), sample.name)}, content_type="multipart/form-data"
+    )
+    if sample.accepted:
+        assert response.status_code == 200, response.json
+        body = response.json
+        assert body["label"] in body["probabilities"]
+        stored = written_files(tmp_path / "webapp")
+        assert len(stored) == 1  # the upload, kept until feedback arrives
+        assert stored[0].suffix == (".png" if sample.name.endswith(".png") else ".jpg")
+    else:
+        assert response.status_code == 400, response.json
+        assert response.is_json
+        assert sample.reason in response.json["error"]
+        assert written_files(tmp_path / "webapp") == []
+        assert written_files(tmp_path / "data") == []

@@ -1,12 +1,16 @@
-"""errors.py: how every refusal reaches a client (status, JSON message, Retry-After), and that an
-anonymous client never sees the details of an unexpected error while the log does."""
+"""errors.py: how every refusal reaches a client (status, JSON message, Retry-After), that an
+anonymous client never sees the details of an unexpected error while the log does, and a full disk
+under a running server: a 507 that saves nothing and loses nothing."""
 
 from __future__ import annotations
 
 import errno
 import logging
+import shutil
+from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask
 
 from fsdl_lib.exceptions import RegistryRefusedError
@@ -19,6 +23,8 @@ from fsdl_webapp.feedback_db import (
     TooManyWaitingError,
     UnknownPredictionError,
 )
+from tests.conftest import REVIEWER, WebappServer
+from tests.webapp.conftest import PHOTO, noise_png
 
 
 @pytest.fixture
@@ -90,3 +96,84 @@ def test_unknown_api_paths_answer_json(client):
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.json == {"error": "no such API endpoint"}
+
+
+# --- a real full disk, under gunicorn -------------------------------------------------------------
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` until a write fails with ENOSPC; return the filler file."""
+    filler = folder / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_a_507_that_saves_nothing_and_loses_nothing(tmp_path, production_model, mlflow_server):
+    """The web app's state and feedback folders on small file systems of their own (tmpfs in a
+    private mount namespace, which needs no root): full, each write fails with ENOSPC."""
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed to give the web app a small file system of its own")
+    server = WebappServer(tmp_path, production_model)
+    feedback = server.data_dir / "feedback" / "intel_scenes"
+    for folder in (server.state_dir, feedback):
+        folder.mkdir(parents=True)
+    script = (
+        f'mount -t tmpfs -o size=4m tmpfs "{server.state_dir}" && '
+        f'mount -t tmpfs -o size=1m tmpfs "{feedback}" && exec "$@"'
+    )
+    server.wrapper = ["unshare", "--map-root-user", "--mount", "sh", "-c", script, "sh"]
+    server.start()
+    try:
+        # The namespace's view of the folders, as the server process sees them.
+        root = Path(f"/proc/{server.proc.pid}/root")
+        state, feedback_seen = root / str(server.state_dir).lstrip("/"), root / str(feedback).lstrip("/")
+        stats = f"{server.url}/api/v1/stats"
+
+        # A prediction whose upload does not fit: 507, no upload file, no row, and the server goes on.
+        filler = fill(state)
+        big = requests.post(f"{server.url}/api/v1/predict", files={"image": ("big.png", noise_png(2))}, timeout=60)
+        assert big.status_code == 507, big.text
+        assert "storage space" in big.json()["error"]
+        assert not [p for p in (state / "uploads").iterdir()], "a partial upload was left behind"
+        filler.unlink()
+        assert requests.get(stats, timeout=30).json()["versions"] == []
+        assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+
+        # An answer waits for review and writes nothing under the feedback folder, full or not.
+        answer = requests.post(f"{server.url}/api/v1/predict", files={"image": ("p.jpg", PHOTO)}, timeout=60).json()
+        wrong = next(c for c in ("sea", "street") if c != answer["label"])
+        body = {"prediction_id": answer["prediction_id"], "correct": False, "label": wrong}
+        filler = fill(feedback_seen)
+        pending = requests.post(f"{server.url}/api/v1/feedback", json=body, timeout=60)
+        assert pending.status_code == 200, pending.text
+        assert pending.json()["review_state"] == "pending"
+
+        # Its acceptance, whose labelled copy does not fit: 507, no file, the decision undone.
+        decision = [{"prediction_id": answer["prediction_id"], "action": "accept"}]
+        refused = server.decide(decision)
+        assert refused.status_code == 507, refused.text
+        assert "storage space" in refused.json()["error"]
+        assert sorted(p.name for p in feedback_seen.rglob("*") if p.is_file()) == ["filler"]
+        queue = requests.get(f"{server.url}/api/v1/review/queue", auth=REVIEWER, timeout=30).json()
+        assert [item["prediction_id"] for item in queue["items"]] == [answer["prediction_id"]]
+        assert requests.get(f"{server.url}/api/v1/review/decisions", auth=REVIEWER, timeout=30).json() == {
+            "decisions": []
+        }
+        assert len(list((state / "uploads").iterdir())) == 1
+
+        # Space again: the same decision goes through, nothing was lost.
+        filler.unlink()
+        accepted = server.decide(decision)
+        assert accepted.status_code == 200, accepted.text
+        stored = [p for p in feedback_seen.rglob("*.jpg")]
+        assert [p.read_bytes() for p in stored] == [PHOTO]
+        assert stored[0].parent.name == wrong
+    finally:
+        server.stop()

@@ -1,14 +1,48 @@
 """The served model (fsdl_webapp.model_service) against a real registry: which versions it refuses
-and why, the old version serving on, and promotions picked up while it runs."""
+and why, the old version serving on, promotions picked up while it runs, and a registry that is down
+when the web app starts.
 
+A version whose loading could run code is refused: nothing runs, the old version keeps serving. Those
+hostile versions are registered through MLflow's REST API alone, as anyone who can reach the tracking
+server could; the library's loader (which the DAGs and the promotion guard use) refuses them the same
+way.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+import skops.io
+import yaml
 from mlflow import MlflowClient
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
+from fsdl_lib import tracking
+from fsdl_lib.exceptions import UnsafeModelError
+from fsdl_lib.tracking import load_sklearn_model
 from fsdl_tools.clients import wait_until
-from tests.conftest import SAMPLE_DIR
-from tests.webapp.conftest import make_app
+from tests.conftest import (
+    KDTREE_TYPES,
+    SAMPLE_DIR,
+    WebappServer,
+    crashing_knn,
+    free_port,
+    mlflow_admin,
+    start_mlflow_server,
+    stop_process_group,
+    wait_for_http,
+)
+from tests.webapp.conftest import make_app, predict
+
+SEA = (SAMPLE_DIR / "sea" / "10344.jpg").read_bytes()
 
 
 def test_model_of_another_backbone_is_refused_with_a_clear_message(tmp_path, extractor, registry):
@@ -53,46 +87,238 @@ def test_promotion_is_served_within_the_poll_interval_without_restart(tmp_path, 
         wait_until(  # the poll interval (1 s), and the load
             lambda: client.get("/api/v1/model").json["version"] == "2", 1 + 5, "version 2 served", interval=0.1
         )
-        photo = (SAMPLE_DIR / "sea" / sorted(p.name for p in (SAMPLE_DIR / "sea").iterdir())[0]).read_bytes()
-        import io
-
-        body = client.post("/api/v1/predict", data={"image": (io.BytesIO(photo), "sea.jpg")}).json
-        assert body["model"]["version"] == "2"
+        assert predict(client, SEA)["model"]["version"] == "2"
     finally:
         app.extensions["fsdl_model"].stop()
 
 
-def test_the_model_page_lists_which_version_served_when_with_its_figures(tmp_path, extractor, registry):
-    import io
+@pytest.mark.slow
+def test_starts_and_answers_health_checks_while_mlflow_is_down_then_serves_when_it_returns(
+    tmp_path, production_model, mlflow_server
+):
+    """The registry is unreachable at start: /healthz answers at once, /readyz says why it is not
+    ready, and the model is served once an MLflow server (on the same store) comes up."""
+    port = free_port()
+    server = WebappServer(tmp_path, production_model, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}")
+    server.launch()
+    mlflow = None
+    try:
+        started = time.monotonic()
+        wait_for_http(f"{server.url}/healthz", 120, server.proc)
+        print(f"healthz answered {time.monotonic() - started:.1f} s after start with MLflow down")
+        ready = requests.get(f"{server.url}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not ready"
+        assert "127.0.0.1" not in ready.text  # no internal address for anonymous clients
+        assert requests.get(f"{server.url}/api/v1/model", timeout=10).status_code == 503
 
-    name = f"history-{uuid.uuid4().hex[:6]}"
+        mlflow = start_mlflow_server(Path(os.environ["FSDL_TEST_MLFLOW_HOME"]), port, tmp_path / "mlflow.log")
+        wait_for_http(f"{server.url}/readyz", 180, server.proc)
+        assert requests.get(f"{server.url}/api/v1/model", timeout=10).json()["version"] == "1"
+    finally:
+        server.stop()
+        if mlflow is not None:
+            stop_process_group(mlflow)
+
+
+# --- versions whose loading could run code ---------------------------------------------------------
+
+
+class WritesMarker:
+    """Unpickling this object creates ``path`` (a stand-in for any code an attacker would run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+def rest(tracking_uri: str, method: str, path: str, **body: Any) -> dict[str, Any]:
+    url = f"{tracking_uri}/api/2.0/mlflow/{path}"
+    response = requests.request(method, url, json=body or None, auth=mlflow_admin(), timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def register_files(tracking_uri: str, name: str, files: dict[str, bytes], backbone: str) -> str:
+    """Upload ``files`` as a run's model and register them as a version of ``name``; return its number."""
+    created = requests.post(
+        f"{tracking_uri}/api/2.0/mlflow/registered-models/create", json={"name": name}, auth=mlflow_admin(), timeout=30
+    )
+    assert created.status_code == 200 or "RESOURCE_ALREADY_EXISTS" in created.text, created.text
+    experiment = rest(tracking_uri, "POST", "experiments/create", name=f"hostile-{uuid.uuid4().hex[:8]}")
+    run = rest(tracking_uri, "POST", "runs/create", experiment_id=experiment["experiment_id"])["run"]["info"]
+    artifacts = run["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    for filename, data in files.items():
+        url = f"{tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{artifacts}/model/{filename}"
+        assert requests.put(url, data=data, auth=mlflow_admin(), timeout=30).status_code == 200
+    version = rest(
+        tracking_uri, "POST", "model-versions/create",
+        name=name, source=f"{run['artifact_uri']}/model", run_id=run["run_id"],
+        tags=[{"key": "backbone_id", "value": backbone}],
+    )  # fmt: skip
+    return str(version["model_version"]["version"])
+
+
+def mlmodel(flavor: dict[str, Any]) -> bytes:
+    pyfunc = {"loader_module": "mlflow.sklearn", "model_path": flavor["pickled_model"], "python_version": "3.11"}
+    flavors = {"sklearn": flavor, "python_function": pyfunc}
+    return yaml.safe_dump({"artifact_path": "model", "flavors": flavors}).encode()
+
+
+def pickle_model(marker: Path) -> dict[str, bytes]:
+    flavor = {"pickled_model": "model.pkl", "serialization_format": "pickle", "sklearn_version": "1.7.0"}
+    return {"MLmodel": mlmodel(flavor), "model.pkl": pickle.dumps(WritesMarker(marker))}
+
+
+def untrusted_skops_model() -> dict[str, bytes]:
+    """A skops file holding a reference to os.system, whose MLmodel declares that type trusted."""
+    model = Pipeline([("run", FunctionTransformer(os.system))])
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    flavor = {
+        "pickled_model": "model.skops",
+        "serialization_format": "skops",
+        "sklearn_version": "1.7.0",
+        "skops_trusted_types": untrusted,
+    }
+    return {"MLmodel": mlmodel(flavor), "model.skops": skops.io.dumps(model)}
+
+
+def served(server: WebappServer) -> dict[str, Any]:
+    return dict(requests.get(f"{server.url}/api/v1/model", timeout=10).json())
+
+
+def wait_for_refusal(server: WebappServer, version: str, timeout: float = 30) -> str:
+    def refused() -> str | None:
+        error = served(server).get("last_error") or ""
+        return error if f"version {version} " in error else None
+
+    return wait_until(refused, timeout, f"version {version} refused", describe=lambda: str(served(server)))
+
+
+@pytest.mark.slow
+def test_pickle_and_untrusted_skops_versions_are_refused_and_the_old_version_serves(tmp_path, registry, mlflow_server):
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    registry.register(name)  # version 1: a real model trained by the platform's code
+    server = WebappServer(tmp_path, name).start()
+    marker = tmp_path / "code-ran"
+    try:
+        assert served(server)["version"] == "1"
+
+        pickled = register_files(mlflow_server, name, pickle_model(marker), registry.backbone_id)
+        rest(mlflow_server, "POST", "registered-models/alias", name=name, alias="production", version=pickled)
+        error = wait_for_refusal(server, pickled)
+        assert "model.skops" in error
+        assert "pickle" in error
+        assert not marker.exists(), "loading the pickle-format version ran its code"
+        assert served(server)["version"] == "1"
+        answer = requests.post(f"{server.url}/api/v1/predict", files={"image": ("sea.jpg", SEA)}, timeout=60)
+        assert answer.status_code == 200
+        assert answer.json()["model"]["version"] == "1"
+
+        hostile = register_files(mlflow_server, name, untrusted_skops_model(), registry.backbone_id)
+        rest(mlflow_server, "POST", "registered-models/alias", name=name, alias="production", version=hostile)
+        error = wait_for_refusal(server, hostile)
+        assert "does not trust" in error
+        assert "system" in error
+        assert served(server)["version"] == "1"
+        page = requests.get(f"{server.url}/model", timeout=10).text
+        assert "does not trust" in page
+
+        # A real version promoted afterwards is served as usual.
+        good = registry.register(name, "knn_7", aliases=("production",))
+        wait_until(
+            lambda: served(server)["version"] == good,
+            30,
+            f"version {good} served",
+            describe=lambda: str(served(server)),
+        )
+        assert not marker.exists()
+    finally:
+        server.stop()
+
+
+def test_the_library_loader_refuses_them_too(tmp_path, registry, mlflow_server):
+    """Auto-promotion and the DAGs load models through the same function."""
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    marker = tmp_path / "code-ran"
+    pickled = register_files(mlflow_server, name, pickle_model(marker), registry.backbone_id)
+    hostile = register_files(mlflow_server, name, untrusted_skops_model(), registry.backbone_id)
+    with pytest.raises(UnsafeModelError, match="pickle"):
+        load_sklearn_model(f"models:/{name}/{pickled}")
+    with pytest.raises(UnsafeModelError, match="does not trust"):
+        load_sklearn_model(f"models:/{name}/{hostile}")
+    assert not marker.exists()
+    good = registry.register(name)
+    assert hasattr(load_sklearn_model(f"models:/{name}/{good}"), "predict_proba")
+
+
+def skops_model(model: Any) -> dict[str, bytes]:
+    """``model`` as MLflow logs it in the skops format (trusting exactly the types it holds)."""
+    data = skops.io.dumps(model)
+    flavor = {
+        "pickled_model": "model.skops",
+        "serialization_format": "skops",
+        "sklearn_version": "1.7.0",
+        "skops_trusted_types": skops.io.get_untrusted_types(data=data),
+    }
+    return {"MLmodel": mlmodel(flavor), "model.skops": data}
+
+
+@pytest.mark.slow
+def test_an_inconsistent_kdtree_is_refused_before_anything_loads_it(tmp_path, registry, mlflow_server):
+    """Before: a KD-tree was a trusted type; this file passed the audit and its first prediction
+    killed the serving process with SIGSEGV."""
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    registry.register(name)
+    server = WebappServer(tmp_path, name).start()
+    try:
+        crash = crashing_knn(registry.train.features, registry.train.labels)
+        version = register_files(mlflow_server, name, skops_model(crash), registry.backbone_id)
+        rest(mlflow_server, "POST", "registered-models/alias", name=name, alias="production", version=version)
+        error = wait_for_refusal(server, version)
+        assert "does not trust" in error
+        assert "KDTree" in error
+        answer = requests.post(f"{server.url}/api/v1/predict", files={"image": ("sea.jpg", SEA)}, timeout=60)
+        assert answer.status_code == 200
+        assert answer.json()["model"]["version"] == "1"
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def test_a_model_that_crashes_the_process_trying_it_is_refused_and_the_old_one_serves(
+    tmp_path, extractor, registry, mlflow_server, monkeypatch
+):
+    """Were a trusted type ever to crash (as the KD-tree did), the one prediction tried in a child
+    process finds it: the version is refused with the reason, and this process serves on."""
+    monkeypatch.setattr(tracking, "TRUSTED_TYPES", KDTREE_TYPES)
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
     registry.register(name)
     app = make_app(tmp_path, extractor, name)
-    client = app.test_client()
-    photo = sorted((SAMPLE_DIR / "forest").glob("*.jpg"))[0].read_bytes()
-    body = client.post("/api/v1/predict", data={"image": (io.BytesIO(photo), "f.jpg")}).json
-    answer = {"prediction_id": body["prediction_id"], "correct": True, "label": body["label"]}
-    assert client.post("/api/v1/feedback", json=answer).status_code == 200
-    registry.register(name, "knn_7")  # version 2 becomes production
-    assert app.extensions["fsdl_model"].refresh() is True
+    service = app.extensions["fsdl_model"]
+    assert service.current.version == "1"
+    crash = crashing_knn(registry.train.features, registry.train.labels)
+    version = register_files(mlflow_server, name, skops_model(crash), registry.backbone_id)
+    rest(mlflow_server, "POST", "registered-models/alias", name=name, alias="production", version=version)
 
-    history = app.extensions["fsdl_records"].served.history()
-    assert [h["model_version"] for h in history] == ["2", "1"]
-    newest, older = history
-    assert older["ended_at"] == newest["started_at"]
-    assert newest["ended_at"] is None
-    assert (older["predictions"], older["answers"], older["live_accuracy"]) == (1, 1, 1.0)
-    assert (newest["predictions"], newest["answers"], newest["live_accuracy"]) == (0, 0, None)
+    assert service.refresh() is False
+    assert f"version {version} of {name} was not loaded" in service.last_error
+    assert "crashed the process that tried it (SIGSEGV)" in service.last_error
+    assert service.current.version == "1"
+    assert predict(app.test_client(), SEA)["model"]["version"] == "1"
+    assert "SIGSEGV" in app.test_client().get("/api/v1/model").json["last_error"]
 
-    page = client.get("/model").get_data(as_text=True)
-    table = page[page.index('id="served-history"') :]
-    assert table.index("/versions/2") < table.index("/versions/1")  # newest first, linked into MLflow
-    assert "knn_7" in table
-    assert "logreg_c1" in table
-    assert f'datetime="{_iso(newest["started_at"])}"' in table  # shown in the reader's time zone by the page
+    # The library's loader, which the DAGs and the promotion guard use, refuses it the same way.
+    with pytest.raises(UnsafeModelError, match="SIGSEGV"):
+        load_sklearn_model(f"models:/{name}/{version}")
 
 
-def _iso(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+def test_a_model_that_hangs_is_refused_after_the_timeout(tmp_path, registry, mlflow_server, monkeypatch):
+    name = f"guarded-{uuid.uuid4().hex[:6]}"
+    version = registry.register(name)
+    monkeypatch.setattr(tracking, "SMOKE_TIMEOUT_SECONDS", 0.05)  # no model loads and predicts that fast
+    monkeypatch.setattr(tracking, "_smoked", {})
+    with pytest.raises(UnsafeModelError, match="took more than"):
+        load_sklearn_model(f"models:/{name}/{version}")
