@@ -37,7 +37,7 @@ from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit, warm_start
 from fsdl_lib.feature_store import FeatureSet, FeatureStore
 from fsdl_lib.features import FeatureExtractor
 from fsdl_lib.resources import available_cores, limit_threads
-from fsdl_lib.scenes import classification_metrics, validation_split
+from fsdl_lib.scenes.training import classification_metrics, validation_split
 from fsdl_lib.seeding import seed_scenes
 
 ROOT = Path(__file__).resolve().parent.parent

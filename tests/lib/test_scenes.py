@@ -10,13 +10,9 @@ from mlflow import MlflowClient
 from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
 from fsdl_lib.config import load_settings
 from fsdl_lib.exceptions import NoUsableCandidateError
-from fsdl_lib.scenes import (
-    classification_metrics,
-    create_dataset,
-    promote_if_better,
-    select_best,
-    validation_split,
-)
+from fsdl_lib.scenes import create_dataset
+from fsdl_lib.scenes.registration import promote_if_better, select_best
+from fsdl_lib.scenes.training import classification_metrics, validation_split
 from fsdl_lib.seeding import seed_scenes
 from fsdl_lib.tracking import get_or_create_experiment, log_sklearn_model, register_version, resolve_alias
 
