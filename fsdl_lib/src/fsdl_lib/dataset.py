@@ -1,9 +1,10 @@
 """Datasets as files: scanning an image split, the version of any dataset, and its manifest.
 
-An image split is a folder of ``<class>/<image>`` files; the wine dataset is its train and test
-CSV files. A dataset's *version* is the sha256 over the sorted (relative path, label, sha256 of the
-bytes) of its files, so the same files give the same version on any machine and in any process,
-and one changed byte, label or name gives a new one. Both workloads use :func:`dataset_version`.
+An image split is a folder (or a bucket prefix: :mod:`fsdl_lib.storage`) of ``<class>/<image>``
+files; the wine dataset is its train and test CSV files. A dataset's *version* is the sha256 over
+the sorted (relative path, label, sha256 of the bytes) of its files, so the same files give the same
+version on any machine, in any process and from any store, and one changed byte, label or name gives
+a new one. Both workloads use :func:`dataset_version`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from fsdl_lib import storage
 from fsdl_lib.classes import SCENE_CLASSES
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
@@ -34,8 +36,9 @@ class FileRecord:
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 of the file's bytes, read in chunks (a folder's file or a store's object)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with storage.storage_errors(path, "reading"), path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -48,15 +51,10 @@ def scan_split(root: Path, classes: Sequence[str] = SCENE_CLASSES) -> list[FileR
     file really decodes is checked later, when its features are extracted.
     """
     records = []
-    for label in classes:
-        folder = root / label
-        if not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            if path.is_file():
-                records.append(FileRecord(f"{label}/{path.name}", label, file_sha256(path)))
+    for relative in storage.files(root):  # one listing, from a folder or a bucket alike
+        label, name = PurePosixPath(relative).parent.as_posix(), PurePosixPath(relative).name
+        if label in classes and PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES:
+            records.append(FileRecord(relative, label, file_sha256(root / relative)))
     return sorted(records)
 
 

@@ -31,6 +31,11 @@ class WeightsUnavailableError(FsdlError):
     """The pretrained backbone weights are neither cached nor downloadable."""
 
 
+class StorageError(FsdlError):
+    """The data's store cannot be used: down, the credentials refused, the bucket missing; the
+    message names the store and the setting to check."""
+
+
 class FeatureCacheError(FsdlError):
     """A feature cache file exists but cannot be read."""
 

@@ -1,0 +1,130 @@
+"""The storage seam (fsdl_lib.storage) on both back-ends: a folder, and a real SeaweedFS bucket.
+
+Each test that takes ``data_root`` runs twice, once on each; the object store's own tests (its
+identities, and its faults) run against the store alone.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import uuid
+
+import pytest
+
+from fsdl_lib import storage
+from fsdl_lib.dataset import dataset_version, manifest_csv, scan_split
+from fsdl_lib.exceptions import StorageError
+from fsdl_lib.storage import ObjectStore, location
+from fsdl_tools.clients import free_port
+from tests.conftest import SAMPLE_DIR
+
+
+def test_a_write_is_read_back_whole_and_replaced_whole(data_root):
+    path = data_root / "processed" / "shard-0.npz"
+    storage.write_bytes(path, b"first" * 1000)
+    storage.write_bytes(path, b"second")
+    assert storage.read_bytes(path) == b"second"
+    assert storage.files(data_root) == {"processed/shard-0.npz": 6}
+
+
+def test_files_lists_every_file_with_its_size_and_leaves_hidden_ones_out(data_root):
+    for key, data in {"a/1.jpg": b"1", "a/b/2.png": b"22", "c/.partial": b"333", "3.txt": b""}.items():
+        storage.write_bytes(data_root / key, data)
+    assert storage.files(data_root) == {"a/1.jpg": 1, "a/b/2.png": 2, "3.txt": 0}
+    assert storage.files(data_root / "a" / "b") == {"2.png": 2}
+    assert storage.files(data_root / "nothing-here") == {}
+
+
+def test_create_writes_only_where_nothing_is_and_one_of_racing_writers_wins(data_root):
+    path = data_root / "feedback" / "sea" / "abc.jpg"
+    assert storage.create(path, b"original") is True
+    assert storage.create(path, b"other") is False
+    assert storage.read_bytes(path) == b"original"
+
+    racing = data_root / "race"
+    results: list[bool] = []
+    start = threading.Barrier(8)
+
+    def write(i: int) -> None:
+        start.wait()
+        results.append(storage.create(racing, f"writer {i}".encode()))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert storage.read_bytes(racing).startswith(b"writer ")
+    assert sorted(storage.files(data_root)) == ["feedback/sea/abc.jpg", "race"]  # no temporary file left
+
+
+def test_deleting_is_idempotent(data_root):
+    path = data_root / "uploads" / "x.jpg"
+    storage.write_bytes(path, b"x")
+    storage.delete(path)
+    storage.delete(path)
+    assert storage.files(data_root) == {}
+
+
+def test_the_same_photos_have_the_same_dataset_version_in_a_folder_and_in_a_bucket(tmp_path, object_store):
+    photos = sorted(SAMPLE_DIR.glob("*/*.jpg"))[::4]
+    folder = tmp_path / "train"
+    bucket = object_store.bucket("data", "workers") / uuid.uuid4().hex / "train"
+    for photo in photos:
+        (folder / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, folder / photo.parent.name / photo.name)
+        storage.write_bytes(bucket / photo.parent.name / photo.name, photo.read_bytes())
+    storage.write_bytes(bucket / "sea" / ".upload-in-progress.jpg", b"half")  # ignored, as in a folder
+    storage.write_bytes(bucket / "notes.txt", b"not an image")
+
+    from_folder, from_bucket = scan_split(folder), scan_split(bucket)
+    assert len(from_bucket) == len(photos) > 20
+    assert from_bucket == from_folder
+    assert dataset_version(from_bucket) == dataset_version(from_folder)
+    assert manifest_csv(from_bucket) == manifest_csv(from_folder)
+
+
+# --- the object store's identities and faults ---------------------------------------------------------
+
+
+def test_the_web_apps_credentials_are_refused_on_the_training_data(object_store):
+    key = f"{uuid.uuid4().hex}/train/sea/1.jpg"
+    storage.write_bytes(object_store.bucket("data", "workers") / key, b"a training photo")
+    webapp_data = object_store.bucket("data", "webapp")
+    for attempt in (
+        lambda: storage.read_bytes(webapp_data / key),
+        lambda: storage.files(webapp_data),
+        lambda: storage.write_bytes(webapp_data / key, b"poisoned"),
+    ):
+        with pytest.raises(StorageError, match=r"refused this service's credentials.*FSDL_S3_ACCESS_KEY_ID"):
+            attempt()
+    assert storage.read_bytes(object_store.bucket("data", "workers") / key) == b"a training photo"
+    # Its own bucket it may use, and the workers may read what it keeps there.
+    upload = f"{uuid.uuid4().hex}.jpg"
+    storage.write_bytes(object_store.bucket("uploads", "webapp") / upload, b"an upload")
+    assert storage.read_bytes(object_store.bucket("uploads", "workers") / upload) == b"an upload"
+
+
+def test_wrong_credentials_a_missing_bucket_and_a_store_that_is_down_are_said_plainly(object_store):
+    wrong = ObjectStore(object_store.endpoint, object_store.credentials["workers"][0], "not-the-secret")
+    with pytest.raises(StorageError, match="refused this service's credentials"):
+        storage.files(location("s3://fsdl-data/x", wrong))
+
+    missing = location("s3://no-such-bucket/train", object_store.store("admin"))
+    with pytest.raises(StorageError, match="the bucket 'no-such-bucket' does not exist"):
+        storage.read_bytes(missing / "sea" / "1.jpg")
+
+    down = location("s3://fsdl-data/train", ObjectStore(f"http://127.0.0.1:{free_port()}", "k", "s"))
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=r"127\.0\.0\.1.*FSDL_S3_ENDPOINT_URL"):
+        storage.write_bytes(down / "sea" / "1.jpg", b"x")
+    assert time.monotonic() - started < 30  # said in seconds, not after minutes of retries
+
+
+def test_an_unknown_protocol_is_refused_naming_what_to_use():
+    with pytest.raises(StorageError, match="unknown storage protocol 'gs'"):
+        location("gs://bucket/data")
+    assert location("file:///srv/data") == location("/srv/data")
