@@ -1,8 +1,10 @@
 import shutil
 import subprocess
 import sys
+import uuid
 
-from fsdl_lib.dataset import FileRecord, dataset_version, manifest_csv, parse_manifest, scan_split
+from fsdl_lib.dataset import FileRecord, dataset_version, file_sha256, manifest_csv, parse_manifest, scan_split
+from tests.conftest import SAMPLE_DIR
 
 VERSION_OF = (
     "import sys; from pathlib import Path; from fsdl_lib.dataset import scan_split, dataset_version; "
@@ -60,3 +62,28 @@ def test_version_is_unambiguous_for_odd_names():
     a = [FileRecord("a,b/c.jpg", "sea", "0" * 64)]
     b = [FileRecord("a", "b/c.jpg,sea", "0" * 64)]
     assert dataset_version(a) != dataset_version(b)
+
+
+def test_a_split_on_the_object_store_is_hashed_once_and_again_only_where_it_changed(object_store, monkeypatch):
+    from fsdl_lib import dataset, storage
+
+    split = object_store.bucket("data", "workers") / uuid.uuid4().hex / "train"
+    photos = sorted(SAMPLE_DIR.glob("*/*.jpg"))[:12]
+    for photo in photos:
+        storage.write_bytes(split / photo.parent.name / photo.name, photo.read_bytes())
+    read: list[str] = []
+    hash_objects = storage.sha256s
+    monkeypatch.setattr(storage, "sha256s", lambda root, paths: read.extend(paths) or hash_objects(root, paths))
+
+    first = dataset.scan_split(split)
+    assert len(read) == len(photos)
+    read.clear()
+    assert dataset.scan_split(split) == first  # the listing's ETags say nothing changed: no photo read
+    assert read == []
+
+    changed = photos[0]
+    storage.write_bytes(split / changed.parent.name / changed.name, photos[1].read_bytes())
+    third = dataset.scan_split(split)
+    assert read == [f"{changed.parent.name}/{changed.name}"]
+    assert dataset_version(third) != dataset_version(first)
+    assert {r.path: r.sha256 for r in third}[f"{changed.parent.name}/{changed.name}"] == file_sha256(photos[1])

@@ -21,20 +21,33 @@ from fsdl_tools.clients import free_port
 from tests.conftest import SAMPLE_DIR
 
 
+def sizes(listing: dict[str, storage.StoredFile]) -> dict[str, int]:
+    return {key: file.size for key, file in listing.items()}
+
+
 def test_a_write_is_read_back_whole_and_replaced_whole(data_root):
     path = data_root / "processed" / "shard-0.npz"
     storage.write_bytes(path, b"first" * 1000)
     storage.write_bytes(path, b"second")
     assert storage.read_bytes(path) == b"second"
-    assert storage.files(data_root) == {"processed/shard-0.npz": 6}
+    assert sizes(storage.files(data_root)) == {"processed/shard-0.npz": 6}
 
 
 def test_files_lists_every_file_with_its_size_and_leaves_hidden_ones_out(data_root):
-    for key, data in {"a/1.jpg": b"1", "a/b/2.png": b"22", "c/.partial": b"333", "3.txt": b""}.items():
+    files = {"a/1.jpg": b"1", "a/b/2.png": b"22", "c/.partial": b"333", ".cache/4.jpg": b"4444", "3.txt": b""}
+    for key, data in files.items():
         storage.write_bytes(data_root / key, data)
-    assert storage.files(data_root) == {"a/1.jpg": 1, "a/b/2.png": 2, "3.txt": 0}
-    assert storage.files(data_root / "a" / "b") == {"2.png": 2}
+    assert sizes(storage.files(data_root)) == {"a/1.jpg": 1, "a/b/2.png": 2, "3.txt": 0}
+    assert sizes(storage.files(data_root / "a" / "b")) == {"2.png": 2}
     assert storage.files(data_root / "nothing-here") == {}
+    # A store's listing carries each object's ETag, which changes with its content.
+    before = storage.files(data_root)["a/1.jpg"].etag
+    storage.write_bytes(data_root / "a" / "1.jpg", b"2")
+    after = storage.files(data_root)["a/1.jpg"].etag
+    if storage.is_object_store(data_root):
+        assert before != after
+    else:
+        assert before is after is None
 
 
 def test_create_writes_only_where_nothing_is_and_one_of_racing_writers_wins(data_root):

@@ -13,12 +13,16 @@ import csv
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from fsdl_lib import storage
 from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_lib.exceptions import StorageError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 MANIFEST_FIELDS = ("path", "label", "sha256")
@@ -49,13 +53,56 @@ def scan_split(root: Path, classes: Sequence[str] = SCENE_CLASSES) -> list[FileR
 
     Only the named class folders are read; hidden files and other suffixes are ignored. Whether a
     file really decodes is checked later, when its features are extracted.
+
+    On an object store, reading every photo to hash it costs a request each, so the hashes are kept
+    in a hidden object beside the split (:data:`SHA256_CACHE`), each with the ETag and size of the
+    object it was read from: a photo is read again only when its listing says it changed.
     """
-    records = []
-    for relative in storage.files(root):  # one listing, from a folder or a bucket alike
-        label, name = PurePosixPath(relative).parent.as_posix(), PurePosixPath(relative).name
-        if label in classes and PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES:
-            records.append(FileRecord(relative, label, file_sha256(root / relative)))
-    return sorted(records)
+    listing = storage.files(root)  # one listing, from a folder or a bucket alike
+    on_store = storage.is_object_store(root)
+    cached = _read_sha256_cache(root) if on_store else {}
+    wanted = {
+        relative: stored
+        for relative, stored in listing.items()
+        if PurePosixPath(relative).parent.as_posix() in classes
+        and PurePosixPath(relative).suffix.lower() in IMAGE_SUFFIXES
+    }
+    known = {
+        relative: cached[relative]
+        for relative, stored in wanted.items()
+        if stored.etag and cached.get(relative, [None])[:2] == [stored.etag, stored.size]
+    }
+    missing = [relative for relative in wanted if relative not in known]
+    hashes = storage.sha256s(root, missing) if on_store else {r: file_sha256(root / r) for r in missing}
+    known.update({relative: [wanted[relative].etag, wanted[relative].size, hashes[relative]] for relative in missing})
+    if on_store and known != cached:
+        _write_sha256_cache(root, known)
+    return sorted(FileRecord(path, PurePosixPath(path).parent.as_posix(), entry[2]) for path, entry in known.items())
+
+
+SHA256_CACHE = ".sha256-cache.json"
+"""The hashes of a split on an object store: path → [ETag, size, sha256]."""
+
+
+def _read_sha256_cache(root: Path) -> dict[str, list]:
+    try:
+        cache = json.loads(storage.read_bytes(root / SHA256_CACHE))
+    except (FileNotFoundError, ValueError):
+        return {}
+    if not isinstance(cache, dict):
+        return {}
+    return {  # entries of another shape are not trusted: those photos are read again
+        path: entry
+        for path, entry in cache.items()
+        if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], str) and len(entry[2]) == 64
+    }
+
+
+def _write_sha256_cache(root: Path, entries: dict[str, list]) -> None:
+    try:
+        storage.write_bytes(root / SHA256_CACHE, json.dumps(entries, sort_keys=True).encode())
+    except StorageError as exc:  # an identity that may only read: the next scan reads the photos again
+        log.warning("the hashes of %s are not kept (%s)", root, exc)
 
 
 def dataset_version(records: Iterable[FileRecord]) -> str:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -52,8 +53,9 @@ class ObjectStore:
         """fsspec's storage options for s3fs."""
         options: dict[str, Any] = {
             "client_kwargs": {"region_name": self.region},
-            "skip_instance_cache": True,
-            "use_listings_cache": False,  # other services write too: a listing is read fresh each time
+            # One client per store and identity in a process (fsspec's instance cache), whose listings
+            # are never cached: other services write too, so a listing is read fresh each time.
+            "use_listings_cache": False,
         }
         if self.endpoint_url:
             options["client_kwargs"]["endpoint_url"] = self.endpoint_url
@@ -184,24 +186,47 @@ def create(path: Path, data: bytes) -> bool:
         os.unlink(tmp_name)
 
 
+def sha256s(root: Path, relatives: Sequence[str], *, batch: int = 32) -> dict[str, str]:
+    """The sha256 of each object ``root/<relative>`` of an object store, read ``batch`` at a time: the
+    store serves the requests of a batch at once, where one by one each would wait for the last."""
+    found: dict[str, str] = {}
+    for start in range(0, len(relatives), batch):
+        chunk = relatives[start : start + batch]
+        keys = {f"{root.path.rstrip('/')}/{relative}": relative for relative in chunk}  # type: ignore[attr-defined]
+        with storage_errors(root, "reading"):
+            contents = root.fs.cat(list(keys))  # type: ignore[attr-defined]
+        found.update({keys[key]: hashlib.sha256(data).hexdigest() for key, data in contents.items()})
+    return found
+
+
 def delete(path: Path) -> None:
     """Remove the file at ``path``; nothing there is not an error."""
     with storage_errors(path, "deleting"), contextlib.suppress(FileNotFoundError):
         path.unlink()
 
 
-def files(root: Path) -> dict[str, int]:
-    """Every file under ``root`` (hidden ones and temporary names left out): its POSIX path relative
-    to ``root``, and its size. Nothing under it, or no ``root`` at all, is an empty dict."""
-    found: dict[str, int] = {}
+@dataclass(frozen=True)
+class StoredFile:
+    """A file as a listing gives it: its size and, on an object store, its ETag (which changes
+    whenever its content does; a folder has none)."""
+
+    size: int
+    etag: str | None = None
+
+
+def files(root: Path) -> dict[str, StoredFile]:
+    """Every file under ``root``, hidden ones (and those in hidden folders) left out: its POSIX path
+    relative to ``root``, with its size and ETag. Nothing under it, or no ``root``, is an empty dict."""
+    found: dict[str, StoredFile] = {}
     if not is_object_store(root):
         local = Path(root)
-        for folder, _dirs, names in os.walk(local):
+        for folder, dirs, names in os.walk(local):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in names:
                 if not name.startswith("."):
                     file = Path(folder) / name
                     with contextlib.suppress(FileNotFoundError):
-                        found[file.relative_to(local).as_posix()] = file.stat().st_size
+                        found[file.relative_to(local).as_posix()] = StoredFile(file.stat().st_size)
         return found
     with storage_errors(root, "listing"):
         prefix = root.path.rstrip("/")  # type: ignore[attr-defined]
@@ -212,5 +237,5 @@ def files(root: Path) -> dict[str, int]:
     for key, info in listing.items():
         relative = PurePosixPath(key).relative_to(prefix)
         if info.get("type") == "file" and not any(part.startswith(".") for part in relative.parts):
-            found[relative.as_posix()] = int(info.get("size") or 0)
+            found[relative.as_posix()] = StoredFile(int(info.get("size") or 0), str(info.get("ETag") or "") or None)
     return found
