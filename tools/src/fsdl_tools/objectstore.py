@@ -81,7 +81,13 @@ class WeedServer:
 
     def stop(self, timeout: float = 5) -> None:
         """SIGTERM, and SIGKILL after ``timeout`` s (weed waits about 25 s for its own connections to
-        drain; a test's store has nothing to keep)."""
+        drain; a test's store has nothing to keep); then the Unix sockets it left in /tmp go too."""
         if self.proc is not None:
             stop_process_group(self.proc, timeout=timeout)
             self.proc = None
+        for socket in self.sockets():
+            socket.unlink(missing_ok=True)
+
+    def sockets(self) -> list[Path]:
+        """The Unix sockets weed made for this server's ports (``/tmp/seaweedfs-<service>-<port>.sock``)."""
+        return [path for port in self.ports.values() for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock")]
