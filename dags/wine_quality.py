@@ -65,12 +65,11 @@ def wine_quality():
 
     @task
     def split_data(data: dict) -> dict:
-        from pathlib import Path
-
         from fsdl_lib.config import load_settings
         from fsdl_lib.wine import load_wine, split_wine
 
-        return split_wine(load_wine(Path(data["path"])), load_settings().processed_dir / "wine").as_dict()
+        settings = load_settings()
+        return split_wine(load_wine(settings.location(data["path"])), settings.processed_dir / "wine").as_dict()
 
     @task(pool=COMPUTE_POOL, pool_slots=1)  # ElasticNet on 1,600 rows: one thread is plenty
     def train_and_evaluate(split: dict, experiment_id: str, params: dict | None = None) -> dict:

@@ -15,6 +15,7 @@ import mlflow
 import pytest
 import requests
 
+from fsdl_lib import storage
 from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
 from fsdl_lib.drift import Reference
 from fsdl_lib.feature_store import FeatureStore
@@ -80,21 +81,35 @@ def sample_dir() -> Path:
 
 def place_accepted_feedback(data_dir: Path, label: str, source_label: str, count: int) -> list[str]:
     """Put ``count`` new photos (re-encoded samples of ``source_label``) where the web app writes
-    answers accepted as ``label``; returns their sha256."""
+    answers accepted as ``label`` (under a folder or a bucket prefix); returns their sha256."""
     import hashlib
+    import io
 
     from PIL import Image
 
     folder = data_dir / "feedback" / "intel_scenes" / label
-    folder.mkdir(parents=True, exist_ok=True)
     hashes = []
     for photo in sorted((SAMPLE_DIR / source_label).glob("*.jpg"))[-count:]:
-        staged = folder / ".staged.jpg"
-        Image.open(photo).save(staged, quality=83)
-        digest = hashlib.sha256(staged.read_bytes()).hexdigest()
-        staged.rename(folder / f"{digest}.jpg")
+        encoded = io.BytesIO()
+        Image.open(photo).save(encoded, format="JPEG", quality=83)
+        digest = hashlib.sha256(encoded.getvalue()).hexdigest()
+        storage.write_bytes(folder / f"{digest}.jpg", encoded.getvalue())
         hashes.append(digest)
     return hashes
+
+
+def data_environment(root: Path) -> dict[str, str]:
+    """The settings that put a platform's data at ``root``: a folder, or a bucket prefix with the
+    store's endpoint and the credentials ``root`` was opened with."""
+    if not storage.is_object_store(root):
+        return {"FSDL_DATA_DIR": str(root)}
+    options = root.storage_options  # type: ignore[attr-defined]
+    return {
+        "FSDL_DATA_URL": str(root),
+        "FSDL_S3_ENDPOINT_URL": options["client_kwargs"]["endpoint_url"],
+        "FSDL_S3_ACCESS_KEY_ID": options["key"],
+        "FSDL_S3_SECRET_ACCESS_KEY": options["secret"],
+    }
 
 
 @pytest.fixture

@@ -1,37 +1,64 @@
-import shutil
+import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fsdl_lib import storage
 from fsdl_lib.atomic import atomic_writer
 from fsdl_lib.dataset import dataset_version, scan_split
 from fsdl_lib.exceptions import FeatureCacheError
 from fsdl_lib.feature_store import FeatureStore
+from tests.conftest import data_environment
 
 
-def test_first_run_extracts_everything(scene_split, tmp_path, counting):
-    store = FeatureStore(tmp_path / "cache" / "train.npz")
-    features, report = store.update(scene_split, counting)
+@pytest.fixture
+def placed(data_root, scene_split) -> tuple[Path, Path]:
+    """The 24-photo split and its cache on a folder or on the object store: (split, cache)."""
+    split = data_root / "raw" / "train"
+    for photo in sorted(scene_split.glob("*/*.jpg")):
+        storage.write_bytes(split / photo.parent.name / photo.name, photo.read_bytes())
+    return split, data_root / "processed" / "train.npz"
+
+
+def test_first_run_extracts_everything(placed, counting):
+    split, cache = placed
+    store = FeatureStore(cache)
+    features, report = store.update(split, counting)
     assert counting.images == 24
     assert (report.total, report.extracted, report.reused, report.removed) == (24, 24, 0, 0)
     assert features.features.shape == (24, 2048)
-    assert report.version == dataset_version(scan_split(scene_split)) == features.version
+    assert report.version == dataset_version(scan_split(split)) == features.version
     loaded = store.load()
     assert loaded.records == features.records
     np.testing.assert_array_equal(loaded.features, features.features)
 
 
-def test_adding_one_image_extracts_exactly_one(scene_split, tmp_path, counting, sample_dir):
-    store = FeatureStore(tmp_path / "train.npz")
-    before, _ = store.update(scene_split, counting)
+def test_the_same_photos_give_the_same_features_and_version_on_a_folder_and_a_bucket(
+    scene_split, tmp_path, object_store, counting
+):
+    on_folder, _ = FeatureStore(tmp_path / "train.npz").update(scene_split, counting)
+    bucket = object_store.bucket("data", "workers") / uuid.uuid4().hex
+    for photo in sorted(scene_split.glob("*/*.jpg")):
+        storage.write_bytes(bucket / "train" / photo.parent.name / photo.name, photo.read_bytes())
+    on_bucket, _ = FeatureStore(bucket / "train.npz").update(bucket / "train", counting)
+    assert on_bucket.version == on_folder.version
+    assert on_bucket.records == on_folder.records
+    np.testing.assert_array_equal(on_bucket.features, on_folder.features)
+
+
+def test_adding_one_image_extracts_exactly_one(placed, counting, sample_dir):
+    split, cache = placed
+    store = FeatureStore(cache)
+    before, _ = store.update(split, counting)
     counting.images = 0
     new_photo = sorted((sample_dir / "sea").glob("*.jpg"))[-1]
-    shutil.copy(new_photo, scene_split / "sea" / new_photo.name)
-    after, report = store.update(scene_split, counting)
+    storage.write_bytes(split / "sea" / new_photo.name, new_photo.read_bytes())
+    after, report = store.update(split, counting)
     assert counting.images == 1
     assert (report.extracted, report.reused, report.total) == (1, 24, 25)
     assert after.version != before.version
@@ -51,21 +78,23 @@ def test_nothing_new_extracts_nothing(scene_split, tmp_path, counting):
     assert report.reused == 24
 
 
-def test_removed_and_relabelled_files_drop_out(scene_split, tmp_path, counting):
-    store = FeatureStore(tmp_path / "train.npz")
-    store.update(scene_split, counting)
-    gone = sorted((scene_split / "forest").iterdir())[0]
-    gone.unlink()
-    moved = sorted((scene_split / "sea").iterdir())[0]
-    shutil.move(moved, scene_split / "glacier" / moved.name)
+def test_removed_and_relabelled_files_drop_out(placed, counting):
+    split, cache = placed
+    store = FeatureStore(cache)
+    store.update(split, counting)
+    gone = sorted(storage.files(split / "forest"))[0]
+    storage.delete(split / "forest" / gone)
+    moved = sorted(storage.files(split / "sea"))[0]
+    storage.write_bytes(split / "glacier" / moved, storage.read_bytes(split / "sea" / moved))
+    storage.delete(split / "sea" / moved)
     counting.images = 0
-    features, report = store.update(scene_split, counting)
+    features, report = store.update(split, counting)
     assert counting.images == 1  # the relabelled one, under its new label
     assert report.removed == 2
     paths = {r.path for r in features.records}
-    assert f"forest/{gone.name}" not in paths
-    assert f"sea/{moved.name}" not in paths
-    assert f"glacier/{moved.name}" in paths
+    assert f"forest/{gone}" not in paths
+    assert f"sea/{moved}" not in paths
+    assert f"glacier/{moved}" in paths
     assert len(features) == 23
 
 
@@ -122,7 +151,7 @@ def test_failed_write_leaves_the_old_file(tmp_path):
 KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
-    from pathlib import Path
+    from fsdl_lib import storage
     from fsdl_lib.feature_store import FeatureStore
     from fsdl_lib.features import FeatureExtractor
 
@@ -136,32 +165,34 @@ KILLED_RUN = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
             return inner.extract(images)
 
-    FeatureStore(Path(sys.argv[2])).update(Path(sys.argv[1]), DiesOnThirdBatch(), checkpoint_seconds=0)
+    split, cache = (storage.location(url) for url in sys.argv[1:3])
+    FeatureStore(cache).update(split, DiesOnThirdBatch(), checkpoint_seconds=0)
     """
 )
 
 
-def test_killed_extraction_leaves_a_readable_cache_and_resumes(scene_split, tmp_path, counting, sample_dir):
-    cache = tmp_path / "train.npz"
+def test_killed_extraction_leaves_a_readable_cache_and_resumes(placed, counting, sample_dir, data_root):
+    split, cache = placed
     store = FeatureStore(cache)
-    before, _ = store.update(scene_split, counting)
+    before, _ = store.update(split, counting)
     for label in ("forest", "sea", "street"):  # 3 x 4 = 12 new images = 3 batches of 4
         for photo in sorted((sample_dir / label).glob("*.jpg"))[-4:]:
-            shutil.copy(photo, scene_split / label / photo.name)
+            storage.write_bytes(split / label / photo.name, photo.read_bytes())
 
-    child = subprocess.run([sys.executable, "-c", KILLED_RUN, str(scene_split), str(cache)], check=False)
+    env = {**os.environ, **data_environment(data_root)}
+    child = subprocess.run([sys.executable, "-c", KILLED_RUN, str(split), str(cache)], env=env, check=False)
     assert child.returncode == -9
 
     survived = store.load()  # readable, and holds the old images plus the checkpointed batches
     assert set(before.records) <= set(survived.records)
     assert len(survived) == 24 + 8
-    assert not [p for p in cache.parent.iterdir() if p.name.endswith(".tmp")]
+    assert list(storage.files(cache.parent)) == ["train.npz"]  # no partial file beside it
 
     counting.images = 0
-    features, report = store.update(scene_split, counting)
+    features, report = store.update(split, counting)
     assert counting.images == 4
     assert report.total == 36
-    assert features.version == dataset_version(scan_split(scene_split))
+    assert features.version == dataset_version(scan_split(split))
 
 
 def test_missing_split_folder_is_an_error(tmp_path, counting):

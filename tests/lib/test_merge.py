@@ -1,11 +1,13 @@
-"""The merge of accepted feedback into the training split (fsdl_lib.merge), on real files: what is
-on disk and in the manifest after each case, and after a kill at every step."""
+"""The merge of accepted feedback into the training split (fsdl_lib.merge), on a real folder and on
+a real SeaweedFS bucket: what is in the split, the feedback and the manifest after each case, and
+after a kill at every step."""
 
 from __future__ import annotations
 
 import csv
 import errno
 import hashlib
+import io
 import os
 import signal
 import subprocess
@@ -14,25 +16,29 @@ from pathlib import Path
 
 import pytest
 
-from fsdl_lib import merge as merge_module
+from fsdl_lib import storage
 from fsdl_lib.config import load_settings
 from fsdl_lib.exceptions import FsdlError
 from fsdl_lib.merge import merge_feedback
 from fsdl_lib.seeding import seed_scenes
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from tests.conftest import data_environment
 
 
 @pytest.fixture
-def data(tmp_path, sample_dir) -> Path:
+def data(data_root, sample_dir) -> Path:
+    seed_scenes(sample_dir, data_root / "raw" / "intel_scenes")
+    return data_root
+
+
+@pytest.fixture
+def folder(tmp_path, sample_dir) -> Path:
+    """The data on a folder only: for what only a file system has (links, FIFOs, locks)."""
     seed_scenes(sample_dir, tmp_path / "raw" / "intel_scenes")
     return tmp_path
 
 
 def settings(data: Path):
-    return load_settings({"FSDL_DATA_DIR": str(data)})
+    return load_settings(data_environment(data))
 
 
 def train_dir(data: Path) -> Path:
@@ -43,14 +49,20 @@ def feedback_dir(data: Path) -> Path:
     return data / "feedback" / "intel_scenes"
 
 
+def contents(root: Path) -> dict[str, bytes]:
+    names = list(storage.files(root))
+    return dict(storage.read_many(root, names))  # type: ignore[arg-type]
+
+
 def train_images(data: Path) -> list[tuple[str, str]]:
-    """(label, sha256) of every image in the training split, hidden files included."""
-    return sorted((p.parent.name, sha(p)) for p in train_dir(data).glob("*/*") if p.is_file())
+    """(label, sha256) of every image in the training split."""
+    return sorted(
+        (name.split("/")[0], hashlib.sha256(data).hexdigest()) for name, data in contents(train_dir(data)).items()
+    )
 
 
 def manifest_rows(report) -> list[dict[str, str]]:
-    with report.manifest.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    return list(csv.DictReader(io.StringIO(storage.read_bytes(report.manifest).decode())))
 
 
 def test_accepted_feedback_moves_into_train_with_a_manifest(data, accepted_feedback):
@@ -60,7 +72,7 @@ def test_accepted_feedback_moves_into_train_with_a_manifest(data, accepted_feedb
     assert (report.merged, report.duplicates, report.conflicts, report.in_test) == (2, 0, 0, 0)
     assert report.manifest.name == "scheduled__2026-11-29T10_00_00_00_00.csv"
     assert train_images(data) == sorted(before + [("glacier", h) for h in hashes])
-    assert not list(feedback_dir(data).glob("*/*"))
+    assert storage.files(feedback_dir(data)) == {}
     rows = manifest_rows(report)
     assert [(r["status"], r["label"], r["target"]) for r in rows] == [
         ("merged", "glacier", f"glacier/{h}.jpg") for h in sorted(hashes)
@@ -68,32 +80,33 @@ def test_accepted_feedback_moves_into_train_with_a_manifest(data, accepted_feedb
 
 
 def test_duplicates_are_dropped_and_other_files_left_alone(data):
-    existing = sorted((train_dir(data) / "sea").glob("*.jpg"))[0]
+    existing = contents(train_dir(data) / "sea")
     folder = feedback_dir(data) / "sea"
-    folder.mkdir(parents=True)
-    (folder / "copy.jpg").write_bytes(existing.read_bytes())
-    (folder / "note.txt").write_text("not an image")
+    storage.write_bytes(folder / "copy.jpg", existing[sorted(existing)[0]])
+    storage.write_bytes(folder / "note.txt", b"not an image")
     before = train_images(data)
     report = merge_feedback(settings(data), "r1")
     assert (report.merged, report.duplicates) == (0, 1)
     assert report.skipped == ("sea/note.txt: not a .jpeg/.jpg/.png file",)
     assert train_images(data) == before
-    assert sorted(p.name for p in folder.iterdir()) == ["note.txt"]
+    assert list(storage.files(folder)) == ["note.txt"]
 
 
-def test_links_folders_and_fifos_are_reported_never_followed(data, tmp_path_factory):
+def test_links_folders_and_fifos_are_reported_never_followed(folder, tmp_path_factory):
+    data = folder
     outside = tmp_path_factory.mktemp("outside")
     secret = outside / "secret.jpg"
     secret.write_bytes(b"not for training")
     victim = outside / "victim.jpg"
     victim.write_bytes(b"must stay as it is")
-    folder = feedback_dir(data) / "forest"
-    folder.mkdir(parents=True)
-    (folder / "link.jpg").symlink_to(secret)
-    (folder / "folder.jpg").mkdir()
-    os.mkfifo(folder / "pipe.jpg")
-    # A name the merge might write through, placed in advance by whoever can write there.
-    (train_dir(data) / "forest" / f"{merge_module.TEMP_PREFIX}trap").symlink_to(victim)
+    forest = feedback_dir(data) / "forest"
+    forest.mkdir(parents=True)
+    (forest / "link.jpg").symlink_to(secret)
+    (forest / "folder.jpg").mkdir()
+    os.mkfifo(forest / "pipe.jpg")
+    # A leftover's name the merge removes, placed in advance by whoever can write there.
+    trap = train_dir(data) / "forest" / ".trap.jpg.x1y2.tmp"
+    trap.symlink_to(victim)
     before = train_images(data)
 
     report = merge_feedback(settings(data), "r1")
@@ -104,41 +117,48 @@ def test_links_folders_and_fifos_are_reported_never_followed(data, tmp_path_fact
         "forest/pipe.jpg: a FIFO, not a regular file",
     ]
     assert victim.read_bytes() == b"must stay as it is"
-    assert not (train_dir(data) / "forest" / f"{merge_module.TEMP_PREFIX}trap").exists()
-    assert [label_sha for label_sha in train_images(data) if label_sha not in before] == []
-    assert (folder / "link.jpg").is_symlink()
-    assert (folder / "folder.jpg").is_dir()
+    assert not trap.is_symlink()
+    assert train_images(data) == before
+    assert (forest / "link.jpg").is_symlink()
+    assert (forest / "folder.jpg").is_dir()
 
 
 def test_a_test_image_sent_back_never_reaches_training(data):
-    test_image = sorted((data / "raw" / "intel_scenes" / "test" / "street").glob("*.jpg"))[0]
-    folder = feedback_dir(data) / "buildings"  # under any label
-    folder.mkdir(parents=True)
-    (folder / "leak.jpg").write_bytes(test_image.read_bytes())
+    test_images = contents(data / "raw" / "intel_scenes" / "test" / "street")
+    leak = feedback_dir(data) / "buildings" / "leak.jpg"  # under any label
+    storage.write_bytes(leak, test_images[sorted(test_images)[0]])
     before = train_images(data)
     report = merge_feedback(settings(data), "r1")
     assert (report.merged, report.in_test) == (0, 1)
     assert train_images(data) == before
-    assert not (folder / "leak.jpg").exists()
+    assert not storage.exists(leak)
     assert [r["status"] for r in manifest_rows(report)] == ["in_test"]
 
 
 def test_the_same_image_under_two_labels_is_a_conflict_left_for_a_person(data, accepted_feedback):
     (digest,) = accepted_feedback(data, "sea", "sea", 1)
-    other = feedback_dir(data) / "glacier"
-    other.mkdir(parents=True)
-    (other / f"{digest}.jpg").write_bytes((feedback_dir(data) / "sea" / f"{digest}.jpg").read_bytes())
-    in_train = sorted((train_dir(data) / "forest").glob("*.jpg"))[0]
-    (feedback_dir(data) / "street").mkdir(parents=True)
-    (feedback_dir(data) / "street" / "relabelled.jpg").write_bytes(in_train.read_bytes())
+    photo = storage.read_bytes(feedback_dir(data) / "sea" / f"{digest}.jpg")
+    storage.write_bytes(feedback_dir(data) / "glacier" / f"{digest}.jpg", photo)
+    forest = contents(train_dir(data) / "forest")
+    storage.write_bytes(feedback_dir(data) / "street" / "relabelled.jpg", forest[sorted(forest)[0]])
     before = train_images(data)
 
     report = merge_feedback(settings(data), "r1")
     assert (report.merged, report.conflicts) == (0, 3)
     assert train_images(data) == before
-    assert len(list(feedback_dir(data).glob("*/*"))) == 3  # nothing dropped by name order
+    assert len(storage.files(feedback_dir(data))) == 3  # nothing dropped by name order
     rows = sorted((r["label"], r["status"], r["target"]) for r in manifest_rows(report))
     assert rows == [("glacier", "conflict", ""), ("sea", "conflict", ""), ("street", "conflict", "train:forest")]
+
+
+def test_a_name_in_the_split_holding_other_bytes_is_never_overwritten(data, accepted_feedback):
+    (digest,) = accepted_feedback(data, "sea", "sea", 1)
+    squatter = train_dir(data) / "sea" / f"{digest}.jpg"
+    storage.write_bytes(squatter, b"other bytes under the name the photo would get")
+    with pytest.raises(FsdlError, match="already holds other bytes"):
+        merge_feedback(settings(data), "r1")
+    assert storage.read_bytes(squatter) == b"other bytes under the name the photo would get"
+    assert storage.exists(feedback_dir(data) / "sea" / f"{digest}.jpg")  # the photo stays for a person
 
 
 KILLER = """
@@ -159,29 +179,31 @@ merge_feedback(load_settings(), "retried-run", step=step)
 """
 
 
-@pytest.mark.parametrize("step", ["manifest", "copied", "renamed", "removed"])
+@pytest.mark.parametrize("step", ["manifest", "copied", "removed"])
 def test_killed_at_any_step_then_rerun_loses_nothing_and_counts_nothing_twice(data, accepted_feedback, step):
     before = train_images(data)
     new = accepted_feedback(data, "street", "buildings", 3)
-    env = {**os.environ, "FSDL_DATA_DIR": str(data)}
+    env = {**os.environ, **data_environment(data)}
     killed = subprocess.run([sys.executable, "-c", KILLER, step, "2"], env=env, capture_output=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
     report = merge_feedback(settings(data), "retried-run")
     assert report.merged == 3
     assert train_images(data) == sorted(before + [("street", h) for h in new])
-    assert not list(feedback_dir(data).glob("*/*"))
+    assert storage.files(feedback_dir(data)) == {}
     merged = [r["sha256"] for r in manifest_rows(report) if r["status"] == "merged"]
     assert sorted(merged) == sorted(new)  # each move logged exactly once
     again = merge_feedback(settings(data), "retried-run")
     assert (again.merged, again.duplicates) == (3, 0)
+    if not storage.is_object_store(data):  # a copy killed before its link left no temporary file behind
+        assert not [p for p in train_dir(data).glob("*/.*") if p.name != ".lock"]
 
 
-def test_a_file_system_without_locks_fails_with_a_clear_message(data, monkeypatch):
+def test_a_file_system_without_locks_fails_with_a_clear_message(folder, monkeypatch):
     # No file system without working locks is mounted on test machines; flock fails as NFS does.
     def no_locks(handle, operation):
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 
-    monkeypatch.setattr(merge_module.fcntl, "flock", no_locks)
+    monkeypatch.setattr(storage.fcntl, "flock", no_locks)
     with pytest.raises(FsdlError, match="does not support locking"):
-        merge_feedback(settings(data), "r1")
+        merge_feedback(settings(folder), "r1")

@@ -234,3 +234,29 @@ def test_new_feedback_refits_the_served_candidate_from_its_solution(mlflow_serve
     other = plan_training(scenes_settings, new_feedback=True)
     assert other.path == "full_grid"
     assert "backbone resnet50-other" in other.reason
+
+
+def test_the_dataset_made_on_the_object_store_equals_the_one_made_on_a_folder(
+    tmp_path, sample_dir, object_store, monkeypatch
+):
+    """create_dataset on a bucket prefix (FSDL_DATA_URL) gives the folder's dataset version, and the
+    training tasks read the features it wrote back from the description it hands them."""
+    from fsdl_lib.scenes import SceneDataset
+    from tests.conftest import data_environment
+
+    monkeypatch.setenv("FSDL_OFFLINE_WEIGHTS", "1")
+    monkeypatch.setenv("FSDL_IMAGE_SIZE", "64")
+    made = {}
+    for name, root in (
+        ("folder", tmp_path / "data"),
+        ("bucket", object_store.bucket("data", "workers") / tmp_path.name),
+    ):
+        seed_scenes(sample_dir, root / "raw" / "intel_scenes")
+        for variable, value in data_environment(root).items():
+            monkeypatch.setenv(variable, value)
+        made[name] = create_dataset(load_settings())
+    folder, bucket = made["folder"], made["bucket"]
+    assert bucket.version == folder.version
+    assert str(bucket.splits["train"].cache).startswith("s3://fsdl-data/")
+    again = SceneDataset.from_dict(bucket.as_dict())  # as a training task gets it, in another process
+    np.testing.assert_array_equal(again.load("train").features, folder.load("train").features)

@@ -7,6 +7,8 @@ identities, and its faults) run against the store alone.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -15,7 +17,7 @@ import pytest
 
 from fsdl_lib import storage
 from fsdl_lib.dataset import dataset_version, manifest_csv, scan_split
-from fsdl_lib.exceptions import StorageError
+from fsdl_lib.exceptions import FsdlError, StorageError
 from fsdl_lib.storage import ObjectStore, location
 from fsdl_tools.clients import free_port
 from tests.conftest import SAMPLE_DIR
@@ -141,3 +143,44 @@ def test_an_unknown_protocol_is_refused_naming_what_to_use():
     with pytest.raises(StorageError, match="unknown storage protocol 'gs'"):
         location("gs://bucket/data")
     assert location("file:///srv/data") == location("/srv/data")
+
+
+def test_a_lock_has_one_holder_and_the_next_waits_for_its_release(data_root):
+    name = data_root / "merges" / ".lock"
+    order: list[str] = []
+
+    def second() -> None:
+        with storage.locked(name):
+            order.append("second")
+
+    with storage.locked(name) as held:
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        time.sleep(1.5)  # the waiter polls twice a second: it has had three tries
+        order.append("first done")
+        held.renew(every=0)
+    waiter.join(timeout=20)
+    assert order == ["first done", "second"]
+
+
+def test_a_lock_whose_holder_is_gone_is_taken_and_a_live_one_is_waited_for(object_store):
+    import json
+    import socket
+
+    name = object_store.bucket("data", "workers") / uuid.uuid4().hex / ".lock"
+    # A worker of this host killed while holding it: its process is gone, so the lease is taken at once.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lease = {"owner": f"{socket.gethostname()}:{dead.stdout.strip()}:x", "expires": time.time() + 3600}
+    storage.write_bytes(name, json.dumps(lease).encode())
+    started = time.monotonic()
+    with storage.locked(name, timeout=5):
+        assert time.monotonic() - started < 3
+    assert not storage.exists(name)  # released by its holder
+
+    # Another host's lease: waited for while it runs, taken over once it has run out.
+    storage.write_bytes(name, json.dumps({"owner": "other-host:1:y", "expires": time.time() + 3600}).encode())
+    with pytest.raises(FsdlError, match="held by other-host:1:y"), storage.locked(name, timeout=1):
+        pass
+    storage.write_bytes(name, json.dumps({"owner": "other-host:1:y", "expires": time.time() - 1}).encode())
+    with storage.locked(name, timeout=5) as lock:
+        assert json.loads(storage.read_bytes(name))["owner"] == lock.owner

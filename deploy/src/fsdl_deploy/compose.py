@@ -42,6 +42,12 @@ SHARED_AIRFLOW_SECRETS: Final = (
 SHAPED: Final = frozenset({"FSDL_STATSD_PORT", "FSDL_CELERY_CONCURRENCY"})
 """Settings the containers receive only as Airflow's own variables, at their fixed ports."""
 
+PER_SERVICE: Final = frozenset(
+    {"FSDL_DATA_URL", "FSDL_FEEDBACK_URL", "FSDL_S3_ENDPOINT_URL", "FSDL_S3_ACCESS_KEY_ID", "FSDL_S3_SECRET_ACCESS_KEY"}
+)
+"""Where the data is and with which credentials: each service's own, never one value for all (the
+containers keep the data on the shared volume until compose runs the object store)."""
+
 WEBAPP_FIXED: Final = {
     "WEBAPP_BIND_HOST": "0.0.0.0",  # inside the container; the host side is its ports entry
     "WEBAPP_PORT": "8000",
@@ -71,7 +77,7 @@ def domain_settings() -> dict[str, str]:
     return {
         name: reference(name, default)
         for name, default, _ in Settings.variables()
-        if name.startswith("FSDL_") and name not in CONTAINER_SETTINGS and name not in SHAPED
+        if name.startswith("FSDL_") and name not in CONTAINER_SETTINGS and name not in SHAPED | PER_SERVICE
     }
 
 

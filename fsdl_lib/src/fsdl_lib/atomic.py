@@ -11,12 +11,14 @@ from typing import BinaryIO
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, *, durable: bool = True, replace: bool = True) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; on success it is synced and renamed over ``path``.
 
     On an exception the temporary file is removed and ``path`` is left as it was. With
     ``durable=False`` nothing is synced: readers still see the whole file or none, but a crash of
-    the machine may lose it (:func:`make_durable` syncs it later).
+    the machine may lose it (:func:`make_durable` syncs it later). With ``replace=False`` the
+    finished file is linked to ``path`` instead, which raises :class:`FileExistsError` when something
+    is already there: of writers racing for one name, exactly one wins.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -27,7 +29,11 @@ def atomic_writer(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -35,8 +41,8 @@ def atomic_writer(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
         fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
-    with atomic_writer(path, durable=durable) as handle:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True, replace: bool = True) -> None:
+    with atomic_writer(path, durable=durable, replace=replace) as handle:
         handle.write(data)
 
 

@@ -14,9 +14,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from fsdl_lib.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from fsdl_lib.storage import ObjectStore
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -71,8 +74,27 @@ class Settings(EnvSettings):
     data_dir: Path = setting(
         "FSDL_DATA_DIR",
         Path("data"),
-        "Root of raw/, processed/ and feedback/ data (a volume shared by every service).",
+        "Root of raw/, processed/ and feedback/ data when FSDL_DATA_URL is empty (a folder every service shares).",
     )
+    data_url: str = setting(
+        "FSDL_DATA_URL",
+        "",
+        "Where raw/ and processed/ data live: a folder, or s3://bucket/prefix; empty: FSDL_DATA_DIR.",
+    )
+    feedback_url: str = setting(
+        "FSDL_FEEDBACK_URL",
+        "",
+        "Where the web app keeps accepted answers for the sync (a folder or s3://...); empty: feedback/ of the data.",
+    )
+    s3_endpoint_url: str = setting(
+        "FSDL_S3_ENDPOINT_URL", "", "The object store's S3 endpoint (http://host:port) for s3:// locations."
+    )
+    s3_access_key_id: str = setting(
+        "FSDL_S3_ACCESS_KEY_ID",
+        "",
+        "This service's access key on the object store (each service has its own).",
+    )
+    s3_secret_access_key: str = setting("FSDL_S3_SECRET_ACCESS_KEY", "", "The secret of that access key.")
     storage_dir: Path = setting(
         "FSDL_STORAGE_DIR",
         Path("storage"),
@@ -226,18 +248,36 @@ class Settings(EnvSettings):
     def prometheus_url(self) -> str:
         return local_url(self.prometheus_bind_host, self.prometheus_port)
 
-    # Paths derived from the two roots; one place names each folder.
+    # Locations derived from the data's root (a folder or a bucket: fsdl_lib.storage); one place
+    # names each.
+    @property
+    def object_store(self) -> ObjectStore:
+        """The object store s3:// locations are on, with this service's credentials."""
+        from fsdl_lib.storage import ObjectStore
+
+        return ObjectStore(self.s3_endpoint_url, self.s3_access_key_id, self.s3_secret_access_key)
+
+    def location(self, url: str | Path) -> Path:
+        """The location ``url`` names, on :attr:`object_store` when it is an s3:// URL."""
+        from fsdl_lib.storage import location
+
+        return location(url, self.object_store)
+
+    @property
+    def data_root(self) -> Path:
+        return self.location(self.data_url or self.data_dir)
+
     @property
     def raw_dir(self) -> Path:
-        return self.data_dir / "raw"
+        return self.data_root / "raw"
 
     @property
     def processed_dir(self) -> Path:
-        return self.data_dir / "processed"
+        return self.data_root / "processed"
 
     @property
     def feedback_dir(self) -> Path:
-        return self.data_dir / "feedback"
+        return self.location(self.feedback_url) if self.feedback_url else self.data_root / "feedback"
 
     @property
     def scenes_raw_dir(self) -> Path:

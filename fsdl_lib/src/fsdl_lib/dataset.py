@@ -68,16 +68,16 @@ def scan_split(root: Path, classes: Sequence[str] = SCENE_CLASSES) -> list[FileR
         and PurePosixPath(relative).suffix.lower() in IMAGE_SUFFIXES
     }
     known = {
-        relative: cached[relative]
+        relative: cached[relative][2]
         for relative, stored in wanted.items()
         if stored.etag and cached.get(relative, [None])[:2] == [stored.etag, stored.size]
     }
-    missing = [relative for relative in wanted if relative not in known]
-    hashes = storage.sha256s(root, missing) if on_store else {r: file_sha256(root / r) for r in missing}
-    known.update({relative: [wanted[relative].etag, wanted[relative].size, hashes[relative]] for relative in missing})
-    if on_store and known != cached:
-        _write_sha256_cache(root, known)
-    return sorted(FileRecord(path, PurePosixPath(path).parent.as_posix(), entry[2]) for path, entry in known.items())
+    known.update(storage.sha256s(root, [relative for relative in wanted if relative not in known]))
+    if on_store:
+        entries = {relative: [wanted[relative].etag, wanted[relative].size, sha] for relative, sha in known.items()}
+        if entries != cached:
+            _write_sha256_cache(root, entries)
+    return sorted(FileRecord(path, PurePosixPath(path).parent.as_posix(), sha) for path, sha in known.items())
 
 
 SHA256_CACHE = ".sha256-cache.json"

@@ -8,32 +8,32 @@
 * a file that does not decode is reported and skipped; the others go on;
 * a cache written by another backbone is discarded, never mixed in.
 
-Every write is atomic (temporary file, fsync, rename), and long runs write a checkpoint every
-``checkpoint_seconds``: a killed run leaves the previous cache, or a newer checkpoint, readable, and
-the next run resumes from it. An advisory lock keeps two processes from updating one cache at once.
+The cache and the split may be on a folder or on the object store (:mod:`fsdl_lib.storage`). Every
+write is whole (a folder's temporary file, fsync and rename; a store's single PUT), and long runs write
+a checkpoint every ``checkpoint_seconds``: a killed run leaves the previous cache, or a newer
+checkpoint, readable, and the next run resumes from it. A lock (a file lock, or a store's lease)
+keeps two processes from updating one cache at once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import io
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import numpy as np
 
+from fsdl_lib import storage
 from fsdl_lib._progress import Progress
-from fsdl_lib.atomic import atomic_write_bytes
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import FileRecord, dataset_version, scan_split
 from fsdl_lib.exceptions import FeatureCacheError, InvalidImageError
-from fsdl_lib.images import DEFAULT_MAX_PIXELS, load_image
+from fsdl_lib.images import DEFAULT_MAX_PIXELS, decode_image
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -91,20 +91,22 @@ class UpdateReport:
 
 
 class FeatureStore:
-    """The feature cache of one split, stored in one ``.npz`` file."""
+    """The feature cache of one split, stored in one ``.npz`` file (a folder's or a store's)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path = path
 
     def exists(self) -> bool:
-        return self.path.is_file()
+        return storage.exists(self.path)
 
     def load(self) -> FeatureSet:
         """Read the cache; raise :class:`FeatureCacheError` if it is missing or unreadable."""
-        if not self.path.is_file():
-            raise FeatureCacheError(f"no feature cache at {self.path}")
         try:
-            with np.load(self.path, allow_pickle=False) as npz:
+            data = storage.read_bytes(self.path)
+        except FileNotFoundError:
+            raise FeatureCacheError(f"no feature cache at {self.path}") from None
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 meta = json.loads(str(npz["meta"]))
                 features = npz["features"]
                 paths, labels, hashes = npz["paths"], npz["labels"], npz["sha256"]
@@ -132,7 +134,7 @@ class FeatureStore:
             labels=np.array([r.label for r in records], dtype=str),
             sha256=np.array([r.sha256 for r in records], dtype=str),
         )
-        atomic_write_bytes(self.path, buffer.getvalue())
+        storage.write_bytes(self.path, buffer.getvalue())
 
     def update(
         self,
@@ -144,10 +146,10 @@ class FeatureStore:
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> tuple[FeatureSet, UpdateReport]:
         """Bring the cache in line with the images under ``root/<class>/``; return it and a report."""
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"split folder {root} does not exist")
-        with self._locked():
+        with storage.storage_errors(root, "listing"):
+            if not root.is_dir():
+                raise FileNotFoundError(f"split folder {root} does not exist")
+        with storage.locked(self.path.with_name(f".{self.path.name}.lock")) as lock:
             records = scan_split(root, classes)
             previous = self._previous(extractor.id)
             cached = {record: row for row, record in enumerate(previous.records)} if previous else {}
@@ -185,9 +187,13 @@ class FeatureStore:
                 for start in range(0, len(todo), extractor.batch_size):
                     batch = todo[start : start + extractor.batch_size]
                     images, decoded = [], []
-                    for record in batch:
+                    for record, data in zip(
+                        batch, storage.read_many(root, [r.path for r in batch]).values(), strict=True
+                    ):
                         try:
-                            images.append(load_image(root / record.path, max_pixels=max_pixels))
+                            if isinstance(data, OSError):
+                                raise InvalidImageError(f"cannot read file ({data.strerror or data})")
+                            images.append(decode_image(data, max_pixels=max_pixels, name=record.path)[0])
                             decoded.append(record)
                         except InvalidImageError as exc:
                             log.warning("skipping %s: %s", record.path, exc.reason)
@@ -196,6 +202,7 @@ class FeatureStore:
                         new_rows.append(extractor.extract(images))
                         new_records.extend(decoded)
                     progress.update(len(batch))
+                    lock.renew()
                     if time.monotonic() - last_checkpoint >= checkpoint_seconds and start + len(batch) < len(todo):
                         self.save(current())
                         last_checkpoint = time.monotonic()
@@ -216,7 +223,7 @@ class FeatureStore:
             return result, report
 
     def _previous(self, extractor_id: str) -> FeatureSet | None:
-        if not self.path.exists():
+        if not self.exists():
             return None
         try:
             previous = self.load()
@@ -232,14 +239,3 @@ class FeatureStore:
             )
             return None
         return previous
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[Any]:
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield handle
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)

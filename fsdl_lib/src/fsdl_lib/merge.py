@@ -2,39 +2,42 @@
 
 The web app writes each accepted answer to ``feedback/<class>/<sha256>.<ext>`` (its database is the
 source of truth for labels: a rejected answer leaves no file). :func:`merge_feedback`, run by the
-``feedback_sync`` DAG, moves those files into ``train/<class>/<sha256>.<ext>``:
+``feedback_sync`` DAG, moves those files into ``train/<class>/<sha256>.<ext>``, on a folder or on
+the object store alike (:mod:`fsdl_lib.storage`):
 
 - only regular files with an image suffix are read; symlinks, folders, FIFOs and the rest are
   reported and skipped, and nothing is ever followed or written through a name found on disk;
 - bytes already in the test split are refused (they would leak the test set into training);
 - the same bytes claimed for two classes, in the feedback or against the training split, are a
   *conflict*: reported and left for a person, never resolved by file-name order;
-- each move is written to the run's manifest first, then copied to a fresh temporary name, synced
-  and renamed, then the source is removed: killed anywhere and run again with the same run id,
-  it loses nothing and counts nothing twice;
-- one merge at a time (a lock beside the manifests).
+- nothing is overwritten: a photo is created in the split only where nothing is (a link of a
+  finished temporary file, or a conditional PUT), and a name already holding other bytes stops the
+  merge with the photo left in the feedback;
+- the manifest is written first: each decision is its own row file, created before the move it
+  describes (``<manifests>/<run_id>/<class>.<sha256>.csv``), then the photo is created in the
+  split, then the feedback file removed. Killed anywhere and run again with the same run id, the
+  merge reads the rows back, finishes what they started, and so loses nothing and counts nothing
+  twice. ``<manifests>/<run_id>.csv`` gathers the rows when the run ends;
+- one merge at a time (a file lock, or a lease on the store, beside the manifests).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
-import fcntl
 import hashlib
+import io
 import logging
 import os
 import re
 import stat
-import tempfile
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Final
 
-from fsdl_lib.atomic import fsync_dir
+from fsdl_lib import storage
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import IMAGE_SUFFIXES, scan_split
 from fsdl_lib.exceptions import FsdlError
@@ -46,7 +49,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FIELDS: Final = ("status", "label", "sha256", "source", "target")
 MERGED, DUPLICATE, CONFLICT, IN_TEST = "merged", "duplicate", "conflict", "in_test"
-TEMP_PREFIX: Final = ".fsdl-merge-"
 LOCK_TIMEOUT_SECONDS: Final = 600.0
 
 
@@ -86,12 +88,17 @@ class _Candidate:
     def target_name(self) -> str:
         return f"{self.sha256}{self.source.suffix.lower()}"
 
+    @property
+    def relative(self) -> str:
+        return f"{self.label}/{self.source.name}"
+
 
 def merge_feedback(settings: Settings, run_id: str, *, step: Callable[[str], None] | None = None) -> MergeReport:
     """Merge ``settings.scenes_feedback_dir`` into the training split; see the module's docstring.
 
-    ``run_id`` names the manifest (``<raw>/feedback_merges/<run_id>.csv``): a retry of the same run
-    continues it. ``step`` is called after each durable step of a move (tests kill the process there).
+    ``run_id`` names the manifest (``<raw>/feedback_merges/<run_id>.csv``, its rows beside it in
+    ``<run_id>/``): a retry of the same run continues it. ``step`` is called after each durable step
+    of a move, ``manifest``, ``copied`` and ``removed`` (tests kill the process there).
     """
     return _Merge(
         feedback=settings.scenes_feedback_dir,
@@ -123,31 +130,34 @@ class _Merge:
 
     def run(self) -> MergeReport:
         run_id = safe_run_id(self.run_id)
-        self.manifests.mkdir(parents=True, exist_ok=True)
-        with _locked(self.manifests / ".lock"):
-            for label in self.classes:
-                (self.train / label).mkdir(parents=True, exist_ok=True)
-                (self.feedback / label).mkdir(parents=True, exist_ok=True)
-            self._remove_leftovers()
+        storage.makedirs(self.manifests)
+        with storage.locked(self.manifests / ".lock", timeout=LOCK_TIMEOUT_SECONDS) as lock:
+            if not storage.is_object_store(self.train):
+                for label in self.classes:
+                    (self.train / label).mkdir(parents=True, exist_ok=True)
+                    (self.feedback / label).mkdir(parents=True, exist_ok=True)
+                self._remove_leftovers()
             train = {record.sha256: record.label for record in scan_split(self.train, self.classes)}
             in_test = {record.sha256 for record in scan_split(self.test, self.classes)}
             log.info("training split holds %d distinct images; test split %d", len(train), len(in_test))
-            manifest = self.manifests / f"{run_id}.csv"
-            done = _read_manifest(manifest)
+            rows = self.manifests / run_id
+            done = _read_rows(rows)
             candidates, skipped = self._candidates()
             labels_of: dict[str, set[str]] = defaultdict(set)
             for candidate in candidates:
                 labels_of[candidate.sha256].add(candidate.label)
             counts: dict[str, int] = defaultdict(int)
-            with _manifest_writer(manifest) as write:
-                for candidate in candidates:
-                    status = self._merge_one(candidate, train, in_test, labels_of, done, write)
-                    counts[status] += 1
-            merged = sum(1 for status, _, _ in done.values() if status == MERGED) + counts["new"]
+            for candidate in candidates:
+                status = self._merge_one(candidate, train, in_test, labels_of, done, rows)
+                counts[status] += 1
+                lock.renew()
+            done = _read_rows(rows)
+            manifest = self.manifests / f"{run_id}.csv"
+            storage.write_bytes(manifest, _manifest_csv(done))
         report = MergeReport(
             run_id=run_id,
             manifest=manifest,
-            merged=merged,
+            merged=sum(1 for status, _, _ in done.values() if status == MERGED),
             duplicates=counts[DUPLICATE],
             conflicts=counts[CONFLICT],
             in_test=counts[IN_TEST],
@@ -169,86 +179,119 @@ class _Merge:
         in_test: set[str],
         labels_of: dict[str, set[str]],
         done: dict[tuple[str, str], tuple[str, str, str]],
-        write: Callable[[Sequence[str]], None],
+        rows: Path,
     ) -> str:
         label, sha = candidate.label, candidate.sha256
         target = f"{label}/{candidate.target_name}"
-        source = str(candidate.source.relative_to(self.feedback))
+        source = candidate.relative
+
+        def write(status: str, target: str = "") -> None:
+            _write_row(rows, (status, label, sha, source, target))
+
         if done.get((sha, label), ("",))[0] == MERGED:
             # An earlier attempt of this run logged the move and was killed: finish it, count it once.
             if train.get(sha) != label:
-                self._move(candidate)
+                self._copy(candidate)
                 train[sha] = label
-            candidate.source.unlink(missing_ok=True)
+            storage.delete(candidate.source)
             return "finished"
         if sha in in_test:
-            write((IN_TEST, label, sha, source, ""))
-            candidate.source.unlink()
+            write(IN_TEST)
+            storage.delete(candidate.source)
             log.warning("refused %s: the same image is in the test split", source)
             return IN_TEST
         if len(labels_of[sha]) > 1 or (sha in train and train[sha] != label):
             claims = sorted(labels_of[sha] | ({train[sha]} if sha in train else set()))
-            write((CONFLICT, label, sha, source, f"train:{train[sha]}" if sha in train else ""))
+            write(CONFLICT, f"train:{train[sha]}" if sha in train else "")
             log.warning("conflict: %s is claimed as %s; left in place for a person to decide", source, claims)
             return CONFLICT
         if sha in train:
-            write((DUPLICATE, label, sha, source, ""))
-            candidate.source.unlink()
+            write(DUPLICATE)
+            storage.delete(candidate.source)
             return DUPLICATE
-        write((MERGED, label, sha, source, target))
+        write(MERGED, target)
         self.step("manifest")
-        self._move(candidate)
+        self._copy(candidate)
         train[sha] = label
-        candidate.source.unlink()
+        self.step("copied")
+        storage.delete(candidate.source)
         self.step("removed")
         log.info("merged %s", target)
         return "new"
 
-    def _move(self, candidate: _Candidate) -> None:
-        folder = self.train / candidate.label
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)  # a fresh name: never one found on disk
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(candidate.data)
-                out.flush()
-                os.fsync(out.fileno())
-            self.step("copied")
-            os.replace(tmp, folder / candidate.target_name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(folder)
-        self.step("renamed")
+    def _copy(self, candidate: _Candidate) -> None:
+        """Create the photo in the split where nothing is; a name holding other bytes stops the merge."""
+        target = self.train / candidate.label / candidate.target_name
+        if storage.create(target, candidate.data):
+            return
+        if hashlib.sha256(storage.read_bytes(target)).hexdigest() != candidate.sha256:
+            raise FsdlError(
+                f"{storage.describe(target)} already holds other bytes than {candidate.relative}; it is left "
+                "as it is and the photo stays in the feedback: a person must look at both"
+            )
 
     def _candidates(self) -> tuple[list[_Candidate], list[str]]:
         candidates, skipped = [], []
         for label in self.classes:
             folder = self.feedback / label
-            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                if entry.name.startswith("."):
+            found = self._folder_entries(folder) if not storage.is_object_store(folder) else self._store_entries(folder)
+            for name, data in found:
+                relative = f"{label}/{name}"
+                if isinstance(data, str):
+                    skipped.append(f"{relative}: {data}")
                     continue
-                path = Path(entry.path)
-                relative = f"{label}/{entry.name}"
-                kind = _kind(entry.stat(follow_symlinks=False).st_mode)
-                if kind != "file":
-                    skipped.append(f"{relative}: a {kind}, not a regular file")
-                    continue
-                if path.suffix.lower() not in IMAGE_SUFFIXES:
-                    skipped.append(f"{relative}: not a {'/'.join(sorted(IMAGE_SUFFIXES))} file")
-                    continue
-                data = _read_regular(path)
-                if data is None:
-                    skipped.append(f"{relative}: replaced by something other than a regular file while read")
-                    continue
-                candidates.append(_Candidate(label, path, hashlib.sha256(data).hexdigest(), data))
+                candidates.append(_Candidate(label, folder / name, hashlib.sha256(data).hexdigest(), data))
         return candidates, skipped
 
+    @staticmethod
+    def _folder_entries(folder: Path) -> list[tuple[str, bytes | str]]:
+        """(name, bytes or why it is skipped) of each entry of a local feedback folder, by name."""
+        found: list[tuple[str, bytes | str]] = []
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            kind = _kind(entry.stat(follow_symlinks=False).st_mode)
+            if kind != "file":
+                found.append((entry.name, f"a {kind}, not a regular file"))
+            elif Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+                found.append((entry.name, _NOT_AN_IMAGE))
+            else:
+                data = _read_regular(Path(entry.path))
+                found.append(
+                    (
+                        entry.name,
+                        data if data is not None else "replaced by something other than a regular file while read",
+                    )
+                )
+        return found
+
+    @staticmethod
+    def _store_entries(folder: Path) -> list[tuple[str, bytes | str]]:
+        """The same for a prefix of the object store, which holds nothing but objects."""
+        names = sorted(storage.files(folder))
+        images = [name for name in names if "/" not in name and PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES]
+        found: list[tuple[str, bytes | str]] = [
+            (name, "a folder, not a regular file" if "/" in name else _NOT_AN_IMAGE)
+            for name in names
+            if name not in images
+        ]
+        for start in range(0, len(images), 32):
+            for name, data in storage.read_many(folder, images[start : start + 32]).items():
+                if not isinstance(data, OSError):  # one gone since the listing: nothing to merge
+                    found.append((name, data))
+        return sorted(found, key=lambda item: item[0])
+
     def _remove_leftovers(self) -> None:
-        """Temporary files of an attempt killed between copy and rename: incomplete, never referenced."""
+        """Temporary files of a folder's copy killed before its link: incomplete, never referenced."""
         for label in self.classes:
             for entry in os.scandir(self.train / label):
-                if entry.name.startswith(TEMP_PREFIX) and not entry.is_dir(follow_symlinks=False):
+                if _TEMPORARY.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
                     os.unlink(entry.path)  # a link is removed itself, never followed
+
+
+_NOT_AN_IMAGE: Final = f"not a {'/'.join(sorted(IMAGE_SUFFIXES))} file"
+_TEMPORARY: Final = re.compile(r"\..+\.tmp")
+"""The names :func:`fsdl_lib.atomic.atomic_writer` gives its temporary files."""
 
 
 def _kind(mode: int) -> str:
@@ -277,55 +320,35 @@ def _read_regular(path: Path) -> bytes | None:
         return handle.read()
 
 
-def _read_manifest(path: Path) -> dict[tuple[str, str], tuple[str, str, str]]:
-    """(sha256, label) → (status, source, target) of each entry of an earlier attempt of this run."""
-    if not path.exists():
-        return {}
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {(r["sha256"], r["label"]): (r["status"], r["source"], r["target"]) for r in rows if r.get("sha256")}
+def _row_name(label: str, sha256: str) -> str:
+    return f"{label}.{sha256}.csv"
 
 
-@contextlib.contextmanager
-def _manifest_writer(path: Path) -> Iterator[Callable[[Sequence[str]], None]]:
-    """Appends one durable row at a time (written and synced before the move it describes)."""
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        if new:
-            _durable_row(handle, writer, MANIFEST_FIELDS)
-
-        def write(row: Sequence[str]) -> None:
-            _durable_row(handle, writer, row)
-
-        yield write
+def _write_row(rows: Path, row: Sequence[str]) -> None:
+    """One decision of the run, as its own file: whole, durable, and never written twice."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(row)
+    storage.create(rows / _row_name(row[1], row[2]), buffer.getvalue().encode())
 
 
-def _durable_row(handle: TextIO, writer: Any, row: Sequence[str]) -> None:
-    writer.writerow(row)
-    handle.flush()
-    os.fsync(handle.fileno())
+def _read_rows(rows: Path) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """(sha256, label) → (status, source, target) of each decision an attempt of this run recorded."""
+    names = sorted(storage.files(rows))
+    found: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for start in range(0, len(names), 32):
+        for data in storage.read_many(rows, names[start : start + 32]).values():
+            if isinstance(data, OSError):
+                raise data
+            for status, label, sha, source, target in csv.reader(io.StringIO(data.decode())):
+                found[(sha, label)] = (status, source, target)
+    return found
 
 
-@contextlib.contextmanager
-def _locked(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
-    """An exclusive lock on ``path``; a clear error where the file system cannot lock, or after ``timeout``."""
-    with path.open("a") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise FsdlError(f"another merge has held {path} for {timeout:.0f} s; is one stuck?") from None
-                time.sleep(0.5)
-            except OSError as exc:
-                raise FsdlError(
-                    f"cannot lock {path}: the file system does not support locking ({exc.strerror}); "
-                    "keep the data folder on a local disk or a file system with working locks"
-                ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _manifest_csv(done: dict[tuple[str, str], tuple[str, str, str]]) -> bytes:
+    """Every row of the run, by label and hash, with a header: the manifest people read."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_FIELDS)
+    for (sha, label), (status, source, target) in sorted(done.items(), key=lambda item: (item[0][1], item[0][0])):
+        writer.writerow((status, label, sha, source, target))
+    return buffer.getvalue().encode()

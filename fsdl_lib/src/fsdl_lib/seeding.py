@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final
 
+from fsdl_lib import storage
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import IMAGE_SUFFIXES, file_sha256
 
@@ -26,16 +26,17 @@ class SeedResult:
 
 
 def has_images(split: Path) -> bool:
+    """Whether ``split`` (a folder or a bucket prefix) holds an image in a class folder."""
     return any(
-        path.suffix.lower() in IMAGE_SUFFIXES
-        for label in SCENE_CLASSES
-        if (split / label).is_dir()
-        for path in (split / label).iterdir()
+        PurePosixPath(relative).suffix.lower() in IMAGE_SUFFIXES
+        and PurePosixPath(relative).parent.name in SCENE_CLASSES
+        for relative in storage.files(split)
     )
 
 
 def seed_scenes(sample_dir: Path, dataset_dir: Path, *, test_per_class: int = 5) -> SeedResult:
-    """Copy the sample into ``dataset_dir/{train,test}/<class>/`` unless real data is there.
+    """Copy the sample into ``dataset_dir/{train,test}/<class>/`` (a folder or a bucket prefix)
+    unless real data is there.
 
     Each class's photos are ordered by content hash, so the split is the same on every machine:
     the first ``test_per_class`` go to test, the rest to train. Safe to run again.
@@ -54,23 +55,19 @@ def seed_scenes(sample_dir: Path, dataset_dir: Path, *, test_per_class: int = 5)
         for index, photo in enumerate(photos):
             split = "test" if index < test_per_class else "train"
             target = dataset_dir / split / label / photo.name
-            seed_file(photo, target)  # beside the target, then renamed: never half a photo
+            seed_file(photo, target)  # whole or not at all: never half a photo
             counts[split] += 1
-    (dataset_dir / MARKER).write_text(
+    storage.write_bytes(
+        dataset_dir / MARKER,
         f"train and test were seeded from {sample_dir} (no real dataset was present).\n"
-        "Run scripts/download_intel_scenes.py to replace them with the Kaggle dataset.\n"
+        "Run scripts/download_intel_scenes.py to replace them with the Kaggle dataset.\n".encode(),
     )
     return SeedResult(True, counts["train"], counts["test"])
 
 
 def seed_file(source: Path, target: Path) -> bool:
-    """Copy ``source`` to ``target`` unless it exists (atomically); True if it copied."""
-    if target.exists():
-        return False
+    """Copy the local file ``source`` to ``target`` (a folder's or a store's) unless something is
+    there; True if it copied. Whole or not at all (:func:`fsdl_lib.storage.create`)."""
     if not source.is_file():
         raise FileNotFoundError(f"{source} not found")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)
-    return True
+    return storage.create(target, source.read_bytes())

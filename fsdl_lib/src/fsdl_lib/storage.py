@@ -14,7 +14,8 @@ never be seen half done go through this module, which does each the way its back
   cannot both win. A folder links a finished temporary file to the name (``link`` fails when the name
   exists); an object store takes a conditional PUT (``If-None-Match: *``).
 * :func:`files`: every file under a location, with its size, in one listing (one request per
-  thousand keys on a store, not one per folder).
+  thousand keys on a store, not one per folder); :func:`read_many` reads many files at once.
+* :func:`locked`: one holder at a time (a file lock on a folder, a lease object on a store).
 
 Errors of the store itself (down, the credentials refused, the bucket missing) become a
 :class:`~fsdl_lib.exceptions.StorageError` that names the store and the setting to look at.
@@ -24,16 +25,23 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
+import json
+import logging
 import os
-import tempfile
+import socket
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from fsdl_lib.atomic import atomic_write_bytes, fsync_dir
-from fsdl_lib.exceptions import StorageError
+from fsdl_lib.atomic import atomic_write_bytes
+from fsdl_lib.exceptions import FsdlError, StorageError
+
+log = logging.getLogger(__name__)
 
 OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a"})
 ENDPOINT_SETTING = "FSDL_S3_ENDPOINT_URL"
@@ -68,7 +76,7 @@ class ObjectStore:
 
 def location(url: str | os.PathLike[str], store: ObjectStore | None = None) -> Path:
     """The location ``url`` names: a local path as it is, an object-store URL with ``store``'s
-    endpoint and credentials."""
+    endpoint and credentials (by default, the settings' ``FSDL_S3_*``)."""
     text = os.fspath(url)
     protocol = text.split("://", 1)[0] if "://" in text else ""
     if protocol in OBJECT_STORE_PROTOCOLS:
@@ -76,7 +84,11 @@ def location(url: str | os.PathLike[str], store: ObjectStore | None = None) -> P
             from upath import UPath
         except ImportError:
             raise StorageError(f"{text}: an object store needs fsdl-lib's s3 extra ('fsdl-lib[s3]')") from None
-        return UPath(text, **(store or ObjectStore()).options())
+        if store is None:
+            from fsdl_lib.config import load_settings
+
+            store = load_settings().object_store
+        return UPath(text, **store.options())
     if protocol not in ("", "file", "local"):
         raise StorageError(f"{text}: unknown storage protocol {protocol!r}; use a folder or s3://bucket/prefix")
     return Path(text.split("://", 1)[1] if protocol else text)
@@ -168,34 +180,59 @@ def create(path: Path, data: bytes) -> bool:
                     return False
                 raise
         return True
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp_name, target)
-        except FileExistsError:
-            return False
-        fsync_dir(target.parent)
-        return True
-    finally:
-        os.unlink(tmp_name)
+        atomic_write_bytes(Path(path), data, replace=False)
+    except FileExistsError:
+        return False
+    return True
+
+
+def exists(path: Path) -> bool:
+    """Whether a file is at ``path`` (a store's failures said as :class:`StorageError`)."""
+    with storage_errors(path, "reading"):
+        return path.is_file()
+
+
+def makedirs(folder: Path) -> None:
+    """Create ``folder`` and its parents on a folder; an object store has no folders to make."""
+    if not is_object_store(folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+def read_many(root: Path, relatives: Sequence[str]) -> dict[str, bytes | OSError]:
+    """The bytes of each file ``root/<relative>``, or the error that reading it raised (a file gone
+    since it was listed, say). A store serves the requests at once, where one by one each would
+    wait for the last; the store's own failures raise :class:`StorageError`."""
+    if not is_object_store(root):
+        found: dict[str, bytes | OSError] = {}
+        for relative in relatives:
+            try:
+                found[relative] = (root / relative).read_bytes()
+            except OSError as exc:
+                found[relative] = exc
+        return found
+    keys = {f"{root.path.rstrip('/')}/{relative}": relative for relative in relatives}  # type: ignore[attr-defined]
+    with storage_errors(root, "reading"):
+        contents = root.fs.cat(list(keys), on_error="return") if keys else {}  # type: ignore[attr-defined]
+    result: dict[str, bytes | OSError] = {}
+    for key, relative in keys.items():
+        value = contents.get(key, FileNotFoundError(key))
+        if isinstance(value, Exception) and not isinstance(value, FileNotFoundError):
+            with storage_errors(root, "reading"):
+                raise value
+        result[relative] = value
+    return result
 
 
 def sha256s(root: Path, relatives: Sequence[str], *, batch: int = 32) -> dict[str, str]:
-    """The sha256 of each object ``root/<relative>`` of an object store, read ``batch`` at a time: the
-    store serves the requests of a batch at once, where one by one each would wait for the last."""
+    """The sha256 of each file ``root/<relative>``, read ``batch`` at a time (:func:`read_many`);
+    a file that cannot be read raises its error."""
     found: dict[str, str] = {}
     for start in range(0, len(relatives), batch):
-        chunk = relatives[start : start + batch]
-        keys = {f"{root.path.rstrip('/')}/{relative}": relative for relative in chunk}  # type: ignore[attr-defined]
-        with storage_errors(root, "reading"):
-            contents = root.fs.cat(list(keys))  # type: ignore[attr-defined]
-        found.update({keys[key]: hashlib.sha256(data).hexdigest() for key, data in contents.items()})
+        for relative, data in read_many(root, relatives[start : start + batch]).items():
+            if isinstance(data, OSError):
+                raise data
+            found[relative] = hashlib.sha256(data).hexdigest()
     return found
 
 
@@ -239,3 +276,100 @@ def files(root: Path) -> dict[str, StoredFile]:
         if info.get("type") == "file" and not any(part.startswith(".") for part in relative.parts):
             found[relative.as_posix()] = StoredFile(int(info.get("size") or 0), str(info.get("ETag") or "") or None)
     return found
+
+
+class Lock:
+    """A lock :func:`locked` holds; :meth:`renew` keeps a store's lease from going stale."""
+
+    def __init__(self, path: Path, owner: str, lease_seconds: float) -> None:
+        self.path, self.owner, self.lease_seconds = path, owner, lease_seconds
+        self._renewed = 0.0
+
+    def renew(self, *, every: float = 15.0) -> None:
+        """Push the lease's end on (at most every ``every`` seconds); a folder's lock needs nothing."""
+        if is_object_store(self.path) and time.monotonic() - self._renewed >= every:
+            write_bytes(self.path, self._lease())
+            self._renewed = time.monotonic()
+
+    def _lease(self) -> bytes:
+        return json.dumps({"owner": self.owner, "expires": time.time() + self.lease_seconds}).encode()
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, timeout: float = 600.0, lease_seconds: float = 120.0) -> Iterator[Lock]:
+    """Hold the lock named ``path``: one holder at a time, others wait up to ``timeout`` seconds.
+
+    A folder takes an advisory lock (``flock``) on the file, which its holder's death releases. An
+    object store has no locks: the holder creates the object (a conditional PUT, so one of racing
+    takers wins) holding a lease that :meth:`Lock.renew` extends; a lease a dead holder left is
+    taken over once it has run out (at once when the holder was a process of this host that is gone),
+    and the holder removes the object when done.
+    """
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    lock = Lock(path, owner, lease_seconds)
+    deadline = time.monotonic() + timeout
+    if not is_object_store(path):
+        yield from _flocked(Path(path), lock, deadline)
+        return
+    while not create(path, lock._lease()):
+        holder = _lease_of(path)
+        if holder is not None and (holder.get("expires", 0) < time.time() or _died_here(str(holder.get("owner")))):
+            log.warning("taking over %s from %s: its lease ran out or it died", describe(path), holder.get("owner"))
+            delete(path)
+            continue
+        if time.monotonic() > deadline:
+            raise FsdlError(f"{describe(path)} has been held by {holder and holder.get('owner')} for {timeout:.0f} s")
+        time.sleep(0.5)
+    lock._renewed = time.monotonic()
+    try:
+        yield lock
+    finally:
+        if (_lease_of(path) or {}).get("owner") == owner:
+            delete(path)
+
+
+def _died_here(owner: str) -> bool:
+    """Whether ``owner`` (host:pid:nonce) was a process of this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _lease_of(path: Path) -> dict[str, Any] | None:
+    try:
+        lease = json.loads(read_bytes(path))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {}  # half a lease cannot be: a PUT is whole; anything else there is nobody's
+    return lease if isinstance(lease, dict) else {}
+
+
+def _flocked(path: Path, lock: Lock, deadline: float) -> Iterator[Lock]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise FsdlError(f"{path} has been held by another process for too long; is one stuck?") from None
+                time.sleep(0.5)
+            except OSError as exc:
+                raise FsdlError(
+                    f"cannot lock {path}: the file system does not support locking ({exc.strerror}); "
+                    "keep the data folder on a local disk or a file system with working locks"
+                ) from exc
+        try:
+            yield lock
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

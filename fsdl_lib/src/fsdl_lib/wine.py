@@ -8,13 +8,14 @@ The ``wine_quality`` DAG is thin over this module: :func:`load_wine` → :func:`
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from fsdl_lib.atomic import atomic_write_bytes
+from fsdl_lib import storage
 from fsdl_lib.dataset import FileRecord, dataset_version
 
 if TYPE_CHECKING:
@@ -48,12 +49,13 @@ RUN_NAME: Final = "elasticnet"
 
 
 def load_wine(path: Path) -> pd.DataFrame:
-    """Read the UCI red-wine CSV (``;``-separated) and check its columns and values."""
+    """Read the UCI red-wine CSV (``;``-separated; a folder's or a store's) and check its columns and values."""
     import pandas as pd
 
-    if not path.is_file():
-        raise FileNotFoundError(f"wine data not found at {path}")
-    frame = pd.read_csv(path, sep=";")
+    try:
+        frame = pd.read_csv(io.BytesIO(storage.read_bytes(path)), sep=";")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"wine data not found at {path}") from None
     missing = [c for c in (*FEATURES, TARGET) if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} lacks the columns {missing}; is it the UCI red-wine CSV (sep=';')?")
@@ -80,12 +82,12 @@ class WineSplit:
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> WineSplit:
-        return cls(Path(data["train"]), Path(data["test"]), data["version"])
+        return cls(storage.location(data["train"]), storage.location(data["test"]), data["version"])
 
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         import pandas as pd
 
-        return pd.read_csv(self.train), pd.read_csv(self.test)
+        return tuple(pd.read_csv(io.BytesIO(storage.read_bytes(path))) for path in (self.train, self.test))  # type: ignore[return-value]
 
 
 def split_wine(
@@ -99,7 +101,7 @@ def split_wine(
     for name, part in (("train", train), ("test", test)):
         data = part.to_csv(index=False).encode()
         paths[name] = out_dir / f"{name}.csv"
-        atomic_write_bytes(paths[name], data)
+        storage.write_bytes(paths[name], data)
         records.append(FileRecord(paths[name].name, name, hashlib.sha256(data).hexdigest()))
     log.info("wine split: %d train rows, %d test rows in %s", len(train), len(test), out_dir)
     return WineSplit(paths["train"], paths["test"], dataset_version(records))

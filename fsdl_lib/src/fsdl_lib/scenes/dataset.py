@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from fsdl_lib import storage
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.dataset import FileRecord, dataset_version
 from fsdl_lib.exceptions import FsdlError
@@ -61,7 +62,7 @@ class SceneDataset:
     def from_dict(cls, data: Mapping[str, Any]) -> SceneDataset:
         splits = {
             name: SplitSummary(
-                Path(split["cache"]),
+                storage.location(split["cache"]),
                 split["version"],
                 int(split["images"]),
                 int(split["extracted"]),
