@@ -148,6 +148,8 @@ def turn_distributed(
     the report, and the load and orchestration figures."""
     n_train = prepare_scenes(tmp / "data" / "raw" / "intel_scenes", train_images, real)
     settings = {"FSDL_OFFLINE_WEIGHTS": "1", "FSDL_IMAGE_SIZE": str(image_size), "WEBAPP_MODEL_POLL_SECONDS": "2"}
+    # The photos prepared above stay in their folder (bench_store_first_model.py compares the store).
+    settings |= {"FSDL_DATA_URL": str(tmp / "data"), "FSDL_FEEDBACK_URL": str(tmp / "data" / "feedback")}
     with LocalPlatform(tmp, mode="distributed", settings=settings) as platform:
         platform.start()
         try:

@@ -47,19 +47,27 @@ for url in "${urls[@]}"; do
     fi
 done
 
-say "Data under $FSDL_DATA_DIR, service state under $FSDL_STORAGE_DIR"
-mkdir -p "$FSDL_DATA_DIR"/raw/intel_scenes "$FSDL_DATA_DIR"/processed "$FSDL_DATA_DIR"/feedback/intel_scenes
+if [ "$mode" = distributed ]; then
+    say "Checking PostgreSQL and Redis"
+    python "$FSDL_ROOT/scripts/check_services.py" "$FSDL_POSTGRES_URL" "$FSDL_REDIS_URL"
+    # Its own store (unless FSDL_S3_ENDPOINT_URL names another): started in the background, stopped
+    # with the platform (it carries FSDL_INSTANCE); its log is storage/objectstore/weed.log.
+    say "Object store"
+    fsdl-deploy objectstore-start
+fi
+
+if [ -n "${FSDL_DATA_URL:-}" ]; then
+    say "Data in $FSDL_DATA_URL (on $FSDL_S3_ENDPOINT_URL), service state under $FSDL_STORAGE_DIR"
+else
+    say "Data under $FSDL_DATA_DIR, service state under $FSDL_STORAGE_DIR"
+    mkdir -p "$FSDL_DATA_DIR"/raw/intel_scenes "$FSDL_DATA_DIR"/processed "$FSDL_DATA_DIR"/feedback/intel_scenes
+fi
 fsdl seed --sample "$FSDL_ROOT/samples/intel_scenes" --wine "$FSDL_ROOT/data/raw/wine/winequality-red.csv"
 
 if [ -z "$FSDL_OFFLINE_WEIGHTS_CHOSEN" ] && ! fsdl weights-cached --quiet; then
     export FSDL_OFFLINE_WEIGHTS=1
     say "ResNet50 ImageNet weights are not cached: using deterministic random weights (FSDL_OFFLINE_WEIGHTS=1)."
     echo "    Run '.venv/bin/fsdl download-weights' (needs internet access) for the real ones, then restart."
-fi
-
-if [ "$mode" = distributed ]; then
-    say "Checking PostgreSQL and Redis"
-    python "$FSDL_ROOT/scripts/check_services.py" "$FSDL_POSTGRES_URL" "$FSDL_REDIS_URL"
 fi
 
 say "Migrating the Airflow database ($AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)"

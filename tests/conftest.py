@@ -8,13 +8,14 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
 import requests
 
+from fsdl_deploy.objectstore import BUCKETS
 from fsdl_lib import storage
 from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
 from fsdl_lib.drift import Reference
@@ -79,15 +80,26 @@ def sample_dir() -> Path:
     return SAMPLE_DIR
 
 
+def feedback_root(data_root: Path) -> Path:
+    """Where accepted answers wait for the sync when the data is at ``data_root``: its ``feedback/``
+    on a folder; on a store, the same prefix of the uploads bucket, as in the platform (the web app
+    cannot reach the data bucket), with the credentials ``data_root`` was opened with."""
+    if not storage.is_object_store(data_root):
+        return data_root / "feedback"
+    bucket, _, prefix = str(data_root.path).partition("/")  # type: ignore[attr-defined]
+    assert bucket == BUCKETS["data"], data_root
+    return type(data_root)(f"s3://{BUCKETS['uploads']}/{prefix}/feedback", **data_root.storage_options)  # type: ignore[call-arg, attr-defined]
+
+
 def place_accepted_feedback(data_dir: Path, label: str, source_label: str, count: int) -> list[str]:
     """Put ``count`` new photos (re-encoded samples of ``source_label``) where the web app writes
-    answers accepted as ``label`` (under a folder or a bucket prefix); returns their sha256."""
+    answers accepted as ``label`` (:func:`feedback_root`); returns their sha256."""
     import hashlib
     import io
 
     from PIL import Image
 
-    folder = data_dir / "feedback" / "intel_scenes" / label
+    folder = feedback_root(data_dir) / "intel_scenes" / label
     hashes = []
     for photo in sorted((SAMPLE_DIR / source_label).glob("*.jpg"))[-count:]:
         encoded = io.BytesIO()
@@ -106,6 +118,7 @@ def data_environment(root: Path) -> dict[str, str]:
     options = root.storage_options  # type: ignore[attr-defined]
     return {
         "FSDL_DATA_URL": str(root),
+        "FSDL_FEEDBACK_URL": str(feedback_root(root)),
         "FSDL_S3_ENDPOINT_URL": options["client_kwargs"]["endpoint_url"],
         "FSDL_S3_ACCESS_KEY_ID": options["key"],
         "FSDL_S3_SECRET_ACCESS_KEY": options["secret"],
@@ -380,3 +393,27 @@ def data_root(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
         return tmp_path / "data"
     server: WeedServer = request.getfixturevalue("object_store")
     return server.bucket("data", "workers") / uuid.uuid4().hex
+
+
+@pytest.fixture(params=["folder", "bucket"])
+def uploads_root(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A fresh place for what the web app keeps: a folder, or a prefix of the uploads bucket as the
+    web app sees it."""
+    if request.param == "folder":
+        return tmp_path / "uploads"
+    server: WeedServer = request.getfixturevalue("object_store")
+    return server.bucket("uploads", "webapp") / uuid.uuid4().hex
+
+
+@pytest.fixture
+def as_admin(request: pytest.FixtureRequest) -> Callable[[Path], Path]:
+    """``path`` as the store's admin identity reaches it (a person's hand: removing a training photo,
+    which no service may); a folder as it is."""
+
+    def view(path: Path) -> Path:
+        if not storage.is_object_store(path):
+            return path
+        server: WeedServer = request.getfixturevalue("object_store")
+        return storage.location(str(path), server.store("admin"))
+
+    return view

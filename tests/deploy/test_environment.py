@@ -9,12 +9,17 @@ import subprocess
 import pytest
 
 from fsdl_deploy.environment import local_environment
+from fsdl_deploy.objectstore import IDENTITIES, credential_variables
 from fsdl_lib.config import load_settings
 from fsdl_lib.exceptions import ConfigError
 from tests.conftest import ROOT
 
+STORE_SECRETS = {name: f"{name.lower()}-value" for identity in IDENTITIES for name in credential_variables(identity)}
+"""What ``make secrets`` (or local-env.sh) gives the store's identities."""
+
 
 def derived(mode: str, **environ: str) -> dict[str, str]:
+    environ = {**STORE_SECRETS, **environ}
     settings = load_settings({"FLOWER_PASSWORD": "pw", **environ})
     return local_environment(settings, mode, root=ROOT, environ=environ)
 
@@ -46,6 +51,23 @@ def test_distributed_runs_celery_on_the_configured_postgres_and_redis():
     assert env["AIRFLOW__CELERY__FLOWER_PORT"] == "5599"
     assert env["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == "admin:pw"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8181/execution/"
+
+
+def test_distributed_puts_the_data_on_its_object_store_each_service_with_its_identity():
+    env = derived("distributed", OBJECTSTORE_PORT="8433")
+    assert env["FSDL_DATA_URL"] == "s3://fsdl-data"
+    assert env["FSDL_FEEDBACK_URL"] == "s3://fsdl-uploads/feedback"
+    assert env["WEBAPP_UPLOADS_URL"] == "s3://fsdl-uploads/pending"
+    assert env["FSDL_S3_ENDPOINT_URL"] == "http://127.0.0.1:8433"
+    assert env["FSDL_S3_ACCESS_KEY_ID"] == "objectstore_workers_access_key-value"
+    assert env["WEBAPP_S3_ACCESS_KEY_ID"] == "objectstore_webapp_access_key-value"
+    assert "objectstore_admin_secret_key-value" not in env.values()  # no service holds the admin's
+    assert "FSDL_DATA_URL" not in derived("embedded")  # make up keeps the folder
+    # A store of the user's own wins, and the secrets the store needs are asked for by name.
+    assert derived("distributed", FSDL_S3_ENDPOINT_URL="http://nas:9000")["FSDL_S3_ENDPOINT_URL"] == "http://nas:9000"
+    settings = load_settings({"FLOWER_PASSWORD": "pw"})
+    with pytest.raises(ValueError, match=r"OBJECTSTORE_ADMIN_ACCESS_KEY.*make secrets"):
+        local_environment(settings, "distributed", root=ROOT, environ={})
 
 
 def test_tuning_in_the_environment_wins_and_derived_values_do_not_move():

@@ -78,15 +78,15 @@ def test_nothing_new_extracts_nothing(scene_split, tmp_path, counting):
     assert report.reused == 24
 
 
-def test_removed_and_relabelled_files_drop_out(placed, counting):
+def test_removed_and_relabelled_files_drop_out(placed, counting, as_admin):
     split, cache = placed
     store = FeatureStore(cache)
     store.update(split, counting)
     gone = sorted(storage.files(split / "forest"))[0]
-    storage.delete(split / "forest" / gone)
+    storage.delete(as_admin(split / "forest" / gone))
     moved = sorted(storage.files(split / "sea"))[0]
     storage.write_bytes(split / "glacier" / moved, storage.read_bytes(split / "sea" / moved))
-    storage.delete(split / "sea" / moved)
+    storage.delete(as_admin(split / "sea" / moved))
     counting.images = 0
     features, report = store.update(split, counting)
     assert counting.images == 1  # the relabelled one, under its new label

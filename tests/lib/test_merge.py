@@ -21,7 +21,7 @@ from fsdl_lib.config import load_settings
 from fsdl_lib.exceptions import FsdlError
 from fsdl_lib.merge import merge_feedback
 from fsdl_lib.seeding import seed_scenes
-from tests.conftest import data_environment
+from tests.conftest import data_environment, feedback_root
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def train_dir(data: Path) -> Path:
 
 
 def feedback_dir(data: Path) -> Path:
-    return data / "feedback" / "intel_scenes"
+    return feedback_root(data) / "intel_scenes"
 
 
 def contents(root: Path) -> dict[str, bytes]:

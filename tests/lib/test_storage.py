@@ -76,12 +76,12 @@ def test_create_writes_only_where_nothing_is_and_one_of_racing_writers_wins(data
     assert sorted(storage.files(data_root)) == ["feedback/sea/abc.jpg", "race"]  # no temporary file left
 
 
-def test_deleting_is_idempotent(data_root):
-    path = data_root / "uploads" / "x.jpg"
+def test_deleting_is_idempotent(uploads_root):
+    path = uploads_root / "pending" / "x.jpg"
     storage.write_bytes(path, b"x")
     storage.delete(path)
     storage.delete(path)
-    assert storage.files(data_root) == {}
+    assert storage.files(uploads_root) == {}
 
 
 def test_the_same_photos_have_the_same_dataset_version_in_a_folder_and_in_a_bucket(tmp_path, object_store):
@@ -121,6 +121,24 @@ def test_the_web_apps_credentials_are_refused_on_the_training_data(object_store)
     upload = f"{uuid.uuid4().hex}.jpg"
     storage.write_bytes(object_store.bucket("uploads", "webapp") / upload, b"an upload")
     assert storage.read_bytes(object_store.bucket("uploads", "workers") / upload) == b"an upload"
+
+
+def test_only_the_admin_deletes_training_data_and_logs(object_store):
+    """A worker (or the web app) taken over cannot destroy what training stands on: the bucket
+    policies refuse their deletes in the data and log buckets; a lock's lease they may remove."""
+    key = f"{uuid.uuid4().hex}/raw/intel_scenes/train/sea/1.jpg"
+    storage.write_bytes(object_store.bucket("data", "workers") / key, b"a training photo")
+    storage.write_bytes(object_store.bucket("logs", "workers") / key, b"a task log")
+    for role in ("data", "logs"):
+        with pytest.raises(StorageError, match="refused this service's credentials"):
+            storage.delete(object_store.bucket(role, "workers") / key)
+        assert storage.exists(object_store.bucket(role, "admin") / key)
+    storage.delete(object_store.bucket("data", "admin") / key)
+    assert not storage.exists(object_store.bucket("data", "admin") / key)
+    lease = storage.lease_path(object_store.bucket("data", "workers") / key)
+    storage.write_bytes(lease, b"{}")
+    storage.delete(lease)
+    assert not storage.exists(lease)
 
 
 def test_wrong_credentials_a_missing_bucket_and_a_store_that_is_down_are_said_plainly(object_store):
@@ -168,19 +186,67 @@ def test_a_lock_whose_holder_is_gone_is_taken_and_a_live_one_is_waited_for(objec
     import socket
 
     name = object_store.bucket("data", "workers") / uuid.uuid4().hex / ".lock"
+    lease = storage.lease_path(name)
+    assert str(lease).startswith("s3://fsdl-data/locks/")  # where the workers may delete
     # A worker of this host killed while holding it: its process is gone, so the lease is taken at once.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lease = {"owner": f"{socket.gethostname()}:{dead.stdout.strip()}:x", "expires": time.time() + 3600}
-    storage.write_bytes(name, json.dumps(lease).encode())
+    dead_lease = {"owner": f"{socket.gethostname()}:{dead.stdout.strip()}:x", "expires": time.time() + 3600}
+    storage.write_bytes(lease, json.dumps(dead_lease).encode())
     started = time.monotonic()
     with storage.locked(name, timeout=5):
         assert time.monotonic() - started < 3
-    assert not storage.exists(name)  # released by its holder
+    assert not storage.exists(lease)  # released by its holder
 
     # Another host's lease: waited for while it runs, taken over once it has run out.
-    storage.write_bytes(name, json.dumps({"owner": "other-host:1:y", "expires": time.time() + 3600}).encode())
+    storage.write_bytes(lease, json.dumps({"owner": "other-host:1:y", "expires": time.time() + 3600}).encode())
     with pytest.raises(FsdlError, match="held by other-host:1:y"), storage.locked(name, timeout=1):
         pass
-    storage.write_bytes(name, json.dumps({"owner": "other-host:1:y", "expires": time.time() - 1}).encode())
+    storage.write_bytes(lease, json.dumps({"owner": "other-host:1:y", "expires": time.time() - 1}).encode())
     with storage.locked(name, timeout=5) as lock:
-        assert json.loads(storage.read_bytes(name))["owner"] == lock.owner
+        assert json.loads(storage.read_bytes(lease))["owner"] == lock.owner
+
+
+@pytest.fixture
+def blocking_s3():
+    """``s3://`` served by botocore's blocking client (as in the web app's gevent workers), for one test."""
+    import fsspec
+    import s3fs
+
+    from fsdl_lib.blocking_s3 import PROTOCOLS, use_blocking_s3
+
+    use_blocking_s3()
+    yield
+    for protocol in PROTOCOLS:
+        fsspec.register_implementation(protocol, s3fs.S3FileSystem, clobber=True)
+
+
+def test_the_blocking_client_keeps_every_promise_of_the_seam(object_store, blocking_s3):
+    from fsdl_lib.blocking_s3 import BlockingS3FileSystem
+
+    uploads = object_store.bucket("uploads", "webapp") / uuid.uuid4().hex
+    assert isinstance(uploads.fs, BlockingS3FileSystem)
+    storage.write_bytes(uploads / "pending" / "a.jpg", b"first")
+    storage.write_bytes(uploads / "pending" / "a.jpg", b"second")
+    assert storage.read_bytes(uploads / "pending" / "a.jpg") == b"second"
+    assert storage.create(uploads / "feedback" / "sea" / "x.jpg", b"one") is True
+    assert storage.create(uploads / "feedback" / "sea" / "x.jpg", b"two") is False
+    assert storage.read_bytes(uploads / "feedback" / "sea" / "x.jpg") == b"one"
+    assert sizes(storage.files(uploads)) == {"pending/a.jpg": 6, "feedback/sea/x.jpg": 3}
+    assert storage.files(uploads)["pending/a.jpg"].modified > time.time() - 600
+    assert storage.exists(uploads / "pending" / "a.jpg")
+    assert not storage.exists(uploads / "pending" / "b.jpg")
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes(uploads / "pending" / "b.jpg")
+    storage.delete(uploads / "pending" / "a.jpg")
+    storage.delete(uploads / "pending" / "a.jpg")
+    assert sorted(storage.files(uploads)) == ["feedback/sea/x.jpg"]
+    assert storage.read_many(uploads, ["feedback/sea/x.jpg"]) == {"feedback/sea/x.jpg": b"one"}
+    # The faults read as they do through s3fs.
+    with pytest.raises(StorageError, match="refused this service's credentials"):
+        storage.read_bytes(object_store.bucket("data", "webapp") / "raw" / "x.jpg")
+    missing = location("s3://no-such-bucket/x", object_store.store("admin"))
+    with pytest.raises(StorageError, match="the bucket 'no-such-bucket' does not exist"):
+        storage.read_bytes(missing / "y.jpg")
+    down = location("s3://fsdl-uploads/p", ObjectStore(f"http://127.0.0.1:{free_port()}", "k", "s"))
+    with pytest.raises(StorageError, match="FSDL_S3_ENDPOINT_URL"):
+        storage.write_bytes(down / "a.jpg", b"x")

@@ -6,10 +6,14 @@ SIGKILL the Celery worker in the middle of a task and start it again.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 from mlflow import MlflowClient
 
+from fsdl_lib import storage
+from fsdl_lib.exceptions import StorageError
 from fsdl_tools.clients import wait_until
 from fsdl_tools.faults import kill_worker_mid_task
 
@@ -69,6 +73,35 @@ def test_dags_run_on_the_celery_worker_and_register_models(stack, as_mlflow_admi
     assert wine_version.tags["airflow_dag_run_id"] == wine
     assert scenes_version.tags["airflow_dag_run_id"] == scenes
     assert scenes_version.tags["backbone_id"] == "resnet50:random-seed0:resize96"
+
+
+def test_the_data_is_on_the_object_store_and_no_folder_holds_it(stack):
+    """After the runs above: the photos, the wine splits and the features are objects of the data
+    bucket; the data folder the local modes would use holds nothing."""
+    data = storage.files(stack.store_location("s3://fsdl-data"))
+    photos = [name for name in data if name.startswith("raw/intel_scenes/train/")]
+    assert len(photos) >= 6 * 4, sorted(data)[:20]
+    assert any(name.startswith("raw/wine/") for name in data)
+    assert any(name.startswith("processed/") and name.endswith(".npz") for name in data), sorted(data)
+    assert not (stack.workspace / "data").exists() or not any((stack.workspace / "data").rglob("*.*"))
+    # The web app's identity reaches its own bucket, and none of the training data.
+    with pytest.raises(StorageError, match="refused this service's credentials"):
+        storage.files(stack.store_location("s3://fsdl-data", "webapp"))
+
+
+def test_task_logs_are_read_from_the_object_store(stack):
+    """A finished task's log is on the store, and the API reads it from there when the worker's
+    disk no longer has it (as for a worker on another host)."""
+    run = stack.client.trigger("wine_quality")
+    assert stack.wait_for_run("wine_quality", run, 600)["state"] == "success", stack.logs()
+    logs = storage.files(stack.store_location("s3://fsdl-logs/airflow"))
+    (key,) = [name for name in logs if f"run_id={run}/" in name and "task_id=split_data/" in name]
+    local = stack.workspace / "storage" / "airflow" / "logs" / key
+    assert local.is_file()
+    local.unlink()  # the worker's own copy gone
+    content = json.dumps(stack.client.task_log("wine_quality", run, "split_data"))
+    assert "fsdl-logs/airflow" in content, content[:2000]
+    assert "split" in content.lower()
 
 
 def test_killed_worker_task_is_retried_and_the_run_succeeds(stack, as_mlflow_admin):

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from mlflow import MlflowClient
 
+from fsdl_lib import storage
 from fsdl_tools.flywheel import Flywheel
 from tests.conftest import SAMPLE_DIR
 
@@ -50,7 +51,7 @@ def test_feedback_closes_the_loop(stack, capsys, as_mlflow_admin):
     for item in report.feedback:
         sha = item["stored"].split("/")[1]
         assert f"{item['label']}/{sha}" in manifest, f"{item['stored']} is not in the new training manifest"
-    assert not list((stack.workspace / "data" / "feedback" / "intel_scenes").glob("*/*.jpg"))
+    assert storage.files(stack.store_location("s3://fsdl-uploads/feedback/intel_scenes")) == {}  # all moved
 
     # The second promotion was served without a restart of the web app.
     assert webapp.served_version() == second["version"]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from fsdl_deploy.objectstore import BUCKETS
 from fsdl_lib.config import Settings
 from fsdl_webapp import create_app
 from fsdl_webapp.config import WebSettings
@@ -32,9 +34,11 @@ PHOTO = (SAMPLE_DIR / "forest" / "10078.jpg").read_bytes()
 PROBABILITIES = {"forest": 0.7, "mountain": 0.3}
 
 
-def make_app(tmp_path: Path, extractor, model_name: str, *, start_polling: bool = False, **web):
+def make_app(
+    tmp_path: Path, extractor, model_name: str, *, start_polling: bool = False, settings: Settings | None = None, **web
+):
     settings = dataclasses.replace(
-        Settings.from_env(),
+        settings or Settings.from_env(),
         data_dir=tmp_path / "data",
         scenes_model_name=model_name,
         offline_weights=True,
@@ -133,6 +137,34 @@ def open_records_for_test(tmp_path: Path, **web) -> Records:
 @pytest.fixture
 def records(tmp_path) -> Records:
     return open_records_for_test(tmp_path)
+
+
+def store_settings(tmp_path: Path, endpoint: str, key: str, secret: str, prefix: str) -> tuple[Settings, dict]:
+    """The web app's settings and web settings with its uploads and feedback under ``prefix`` of the
+    uploads bucket of the store at ``endpoint``, as compose and ``make up-distributed`` place them."""
+    settings = Settings.from_env(
+        {
+            "FSDL_DATA_DIR": str(tmp_path / "data"),
+            "FSDL_FEEDBACK_URL": f"s3://{BUCKETS['uploads']}/{prefix}/feedback",
+            "FSDL_S3_ENDPOINT_URL": endpoint,
+            "FSDL_S3_ACCESS_KEY_ID": key,
+            "FSDL_S3_SECRET_ACCESS_KEY": secret,
+        }
+    )
+    return settings, {"uploads_url": f"s3://{BUCKETS['uploads']}/{prefix}/pending"}
+
+
+@pytest.fixture(params=["folder", "bucket"])
+def kept_records(request, tmp_path) -> Records:
+    """The records with the uploads and the feedback on a folder, or on a real SeaweedFS as the web
+    app's identity (for what both back-ends must do alike)."""
+    if request.param == "folder":
+        return open_records_for_test(tmp_path)
+    server = request.getfixturevalue("object_store")
+    settings, web = store_settings(tmp_path, server.endpoint, *server.credentials["webapp"], uuid.uuid4().hex)
+    return open_records(
+        tmp_path / "state", settings, dataclasses.replace(WebSettings(), prediction_ttl_seconds=60, **web)
+    )
 
 
 def predicted(records: Records, prediction_id: str = "a" * 32, label: str = "forest", **kwargs) -> str:

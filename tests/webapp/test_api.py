@@ -5,13 +5,15 @@ bad requests, each of which gets a clear JSON error and writes no file and no lo
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from PIL import Image
 
 from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_tools.clients import free_port
 from tests.image_corpus import corpus
-from tests.webapp.conftest import PHOTO, make_app, predict, written_files
+from tests.webapp.conftest import PHOTO, answer, make_app, predict, store_settings, written_files
 
 
 def test_predict_answers_class_probabilities_and_model(app, client, photo, production_model):
@@ -28,6 +30,33 @@ def test_predict_answers_class_probabilities_and_model(app, client, photo, produ
     assert row["model_version"] == "1"
     assert row["upload_state"] == "pending"
     assert predictions.upload_path(body["prediction_id"], "jpg").read_bytes() == photo
+    assert body["kept"] is True
+
+
+def test_a_store_that_is_down_keeps_predictions_going_and_refuses_answers(
+    tmp_path, extractor, production_model, photo, caplog
+):
+    """The object store that keeps uploads stops answering: predictions go on, each saying its
+    upload is not kept, without waiting for the store again and again; an answer gets a 503 that
+    names the setting to check, never the store's address (that is in the log)."""
+    down = f"http://127.0.0.1:{free_port()}"
+    settings, web = store_settings(tmp_path, down, "webapp-key", "webapp-secret", "p")
+    app = make_app(tmp_path, extractor, production_model, settings=settings, **web)
+    client = app.test_client()
+    started = time.monotonic()
+    first = predict(client, photo)
+    again = [predict(client, photo) for _ in range(3)]
+    assert time.monotonic() - started < 20  # the store's timeouts are met once, not on every request
+    assert [body["kept"] for body in (first, *again)] == [False] * 4
+    assert first["label"] in SCENE_CLASSES
+    assert {row["upload_state"] for row in app.extensions["fsdl_records"].predictions.rows()} == {"unkept"}
+    response = answer(client, first, first["label"])
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "could not be kept" in response.json["error"]
+    assert "FSDL_S3_ENDPOINT_URL" in response.json["error"]
+    assert down.split("//")[1] not in response.json["error"]
+    assert down.split("//")[1] in caplog.text  # the operator's details
 
 
 def test_model_endpoint_and_probes(client, production_model, extractor):

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from fsdl_lib import storage
 from fsdl_lib.images import decode_image
 from fsdl_webapp.feedback_db import PredictionGoneError, UnknownPredictionError
 from tests.conftest import REVIEWER
@@ -18,20 +19,24 @@ from tests.lib.test_metadata import SECRETS, jpeg_with_everything
 from tests.webapp.conftest import PHOTO, basic, client_at, make_app, predict, predicted
 
 
-def test_a_prediction_keeps_its_upload_until_answered(records):
+def test_a_prediction_keeps_its_upload_until_answered(kept_records):
+    records = kept_records
     prediction = predicted(records)
-    assert records.predictions.upload_path(prediction, "jpg").read_bytes() == PHOTO
+    assert storage.read_bytes(records.predictions.upload_path(prediction, "jpg")) == PHOTO
+    assert records.predictions.upload_of(prediction) == (PHOTO, "jpg")
     (row,) = records.predictions.rows()
     assert (row["model_version"], row["predicted_label"], row["upload_state"]) == ("3", "forest", "pending")
     assert row["image_sha256"] == hashlib.sha256(PHOTO).hexdigest()
 
 
-def test_unknown_and_expired_predictions(records):
+def test_unknown_and_expired_predictions(kept_records):
+    records = kept_records
     with pytest.raises(UnknownPredictionError):
         records.review.answer("b" * 32, True, "forest")
     prediction = predicted(records)
     assert records.predictions.expire(now=time.time() + records.predictions.ttl + 1) == 1
-    assert not records.predictions.upload_path(prediction, "jpg").exists()
+    assert not storage.exists(records.predictions.upload_path(prediction, "jpg"))
+    assert storage.files(records.predictions.uploads) == {}
     with pytest.raises(PredictionGoneError, match="expired"):
         records.review.answer(prediction, True, "forest")
 

@@ -15,10 +15,14 @@ import time
 
 import pytest
 
+from fsdl_deploy.objectstore import BUCKETS
+from fsdl_lib import storage
 from fsdl_lib.dataset import dataset_version, scan_split
 from fsdl_lib.merge import merge_feedback
 from fsdl_lib.seeding import seed_scenes
-from fsdl_webapp.feedback_db import AnswerConflictError, InvalidAnswerError
+from fsdl_lib.storage import ObjectStore
+from fsdl_tools.clients import free_port
+from fsdl_webapp.feedback_db import AnswerConflictError, InvalidAnswerError, UploadsUnavailableError
 from fsdl_webapp.services import Records
 from tests.conftest import SAMPLE_DIR
 from tests.webapp.conftest import (
@@ -37,17 +41,16 @@ from tests.webapp.conftest import (
 
 
 def files(records: Records) -> list[str]:
-    return sorted(
-        str(p.relative_to(records.review.feedback_dir)) for p in records.review.feedback_dir.rglob("*") if p.is_file()
-    )
+    return sorted(storage.files(records.review.feedback_dir))
 
 
-def test_a_correction_waits_for_review_and_becomes_a_file_only_when_accepted(records):
+def test_a_correction_waits_for_review_and_becomes_a_file_only_when_accepted(kept_records):
+    records = kept_records
     prediction = predicted(records)
     result = records.review.answer(prediction, False, "mountain")
     assert (result.review_state, result.path, result.model_version) == ("pending", None, "3")
     assert files(records) == []
-    assert records.predictions.upload_path(prediction, "jpg").exists()  # kept for the reviewer
+    assert storage.exists(records.predictions.upload_path(prediction, "jpg"))  # kept for the reviewer
     with pytest.raises(AnswerConflictError, match="open its image before accepting it"):
         records.review.decide(prediction, "accept", reviewer="alice")  # not shown to anyone yet
     assert files(records) == []
@@ -56,8 +59,8 @@ def test_a_correction_waits_for_review_and_becomes_a_file_only_when_accepted(rec
     assert (decision.review_state, decision.label) == ("accepted", "mountain")
     sha = hashlib.sha256(PHOTO).hexdigest()
     assert files(records) == [f"mountain/{sha}.jpg"]
-    assert (records.review.feedback_dir / "mountain" / f"{sha}.jpg").read_bytes() == PHOTO
-    assert not records.predictions.upload_path(prediction, "jpg").exists()
+    assert storage.read_bytes(records.review.feedback_dir / "mountain" / f"{sha}.jpg") == PHOTO
+    assert not storage.exists(records.predictions.upload_path(prediction, "jpg"))
     (logged,) = records.review.decisions()
     assert (logged["reviewer"], logged["action"], logged["label"]) == ("alice", "accept", "mountain")
 
@@ -128,7 +131,8 @@ def test_racing_conflicting_answers_leave_one_answer_and_no_stray_file(tmp_path,
     assert (row["feedback_label"], row["review_label"]) == ("mountain", "mountain")
 
 
-def test_an_accepted_answer_whose_file_was_lost_in_a_crash_is_written_again(records):
+def test_an_accepted_answer_whose_file_was_lost_in_a_crash_is_written_again(kept_records):
+    records = kept_records
     prediction = predicted(records)
     records.review.answer(prediction, False, "sea")
     with sqlite3.connect(records.review.db.path) as db:  # what a crash between decision and file leaves
@@ -140,6 +144,28 @@ def test_an_accepted_answer_whose_file_was_lost_in_a_crash_is_written_again(reco
     assert records.review.export_accepted() == 1
     assert [name.split("/")[0] for name in files(records)] == ["sea"]
     assert records.review.export_accepted() == 0
+
+
+def test_a_store_down_at_acceptance_undoes_the_decision_and_the_next_round_writes_it(kept_records):
+    """The feedback's store fails while a reviewer accepts: the reviewer is told (503), the answer
+    waits for review as before, nothing is half written; once the store is back, it is accepted."""
+    records = kept_records
+    prediction = predicted(records)
+    records.review.answer(prediction, False, "sea")
+    records.predictions.upload_of(prediction, shown=True)
+    reachable = records.review.feedback_dir
+    records.review.feedback_dir = storage.location(
+        f"s3://{BUCKETS['uploads']}/feedback", ObjectStore(f"http://127.0.0.1:{free_port()}", "k", "s")
+    )
+    with pytest.raises(UploadsUnavailableError, match="uploads cannot be kept right now"):
+        records.review.decide(prediction, "accept", reviewer="alice")
+    assert records.predictions.row(prediction)["review_state"] == "pending"
+    assert records.review.decisions() == []
+    records.review.feedback_dir = reachable
+    assert files(records) == []
+    assert storage.exists(records.predictions.upload_path(prediction, "jpg"))  # still there to accept
+    assert records.review.decide(prediction, "accept", reviewer="alice").review_state == "accepted"
+    assert [name.split("/")[0] for name in files(records)] == ["sea"]
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
+from fsdl_deploy import objectstore
 from fsdl_deploy.environment import MODES, local_environment
 from fsdl_deploy.prometheus import local_prometheus_config, prometheus_web_config
 from fsdl_deploy.secrets import write_airflow_passwords
@@ -39,6 +41,23 @@ def _airflow_passwords(args: argparse.Namespace) -> int:
     return 0
 
 
+def _objectstore_start(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    own = objectstore.local_endpoint(settings.objectstore_bind_host, settings.objectstore_port)
+    if settings.s3_endpoint_url != own:
+        print(f"the data is on the store at {settings.s3_endpoint_url} (FSDL_S3_ENDPOINT_URL): none is started here")
+        return 0
+    folder = settings.storage_dir.absolute() / "objectstore"
+    endpoint = objectstore.start_local(
+        folder,
+        objectstore.local_ports(settings.objectstore_port),
+        objectstore.credentials_from(os.environ),
+        host=settings.objectstore_bind_host,
+    )
+    print(f"object store at {endpoint} (data in {folder}), buckets: {', '.join(objectstore.BUCKETS.values())}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdl-deploy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,10 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     passwords.add_argument("file", type=Path)
     passwords.set_defaults(func=_airflow_passwords)
 
+    store = sub.add_parser(
+        "objectstore-start",
+        help="start the local modes' object store (SeaweedFS) unless it runs; create its buckets and policies",
+    )
+    store.set_defaults(func=_objectstore_start)
+
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (FsdlError, ValueError) as exc:
+    except (FsdlError, ValueError, FileNotFoundError) as exc:
         print(f"fsdl-deploy {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -43,8 +43,11 @@ SHAPED: Final = frozenset({"FSDL_STATSD_PORT", "FSDL_CELERY_CONCURRENCY"})
 """Settings the containers receive only as Airflow's own variables, at their fixed ports."""
 
 PER_SERVICE: Final = frozenset(
-    {"FSDL_DATA_URL", "FSDL_FEEDBACK_URL", "FSDL_S3_ENDPOINT_URL", "FSDL_S3_ACCESS_KEY_ID", "FSDL_S3_SECRET_ACCESS_KEY"}
-)
+    {
+        "FSDL_DATA_URL", "FSDL_FEEDBACK_URL", "FSDL_TASK_LOGS_URL", "FSDL_S3_ENDPOINT_URL", "FSDL_S3_ACCESS_KEY_ID",
+        "FSDL_S3_SECRET_ACCESS_KEY", "WEBAPP_UPLOADS_URL", "WEBAPP_S3_ACCESS_KEY_ID", "WEBAPP_S3_SECRET_ACCESS_KEY",
+    }
+)  # fmt: skip
 """Where the data is and with which credentials: each service's own, never one value for all (the
 containers keep the data on the shared volume until compose runs the object store)."""
 
@@ -112,7 +115,11 @@ def mlflow_container() -> dict[str, str]:
 
 def webapp_container() -> dict[str, str]:
     """The web app's environment: every one of its settings, and the platform's."""
-    web = {name: reference(name, default) for name, default, _ in WebSettings.variables() if name not in WEBAPP_UNSET}
+    web = {
+        name: reference(name, default)
+        for name, default, _ in WebSettings.variables()
+        if name not in WEBAPP_UNSET | PER_SERVICE
+    }
     return {
         **paths(),
         **domain_settings(),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from fsdl_deploy import objectstore
 from fsdl_lib.config import Settings
 from fsdl_lib.exceptions import ConfigError
 from fsdl_lib.resources import available_cores
@@ -34,6 +35,13 @@ OVERRIDABLE: Final = frozenset(
         "WEBAPP_MLFLOW_UI_URL",
         "MLFLOW_TRACKING_USERNAME",
         "MLFLOW_TRACKING_PASSWORD",
+        # Where the data is, when a user points the distributed mode at a store of their own.
+        *objectstore.LOCATIONS,
+        "FSDL_S3_ENDPOINT_URL",
+        "FSDL_S3_ACCESS_KEY_ID",
+        "FSDL_S3_SECRET_ACCESS_KEY",
+        "WEBAPP_S3_ACCESS_KEY_ID",
+        "WEBAPP_S3_SECRET_ACCESS_KEY",
     }
 )
 
@@ -215,6 +223,9 @@ def local_environment(
         "MLFLOW_TRACKING_USERNAME": PIPELINES_MLFLOW_USER,
         "MLFLOW_TRACKING_PASSWORD": environ.get("MLFLOW_PIPELINES_PASSWORD", ""),
     }
+    if mode == "distributed":  # the data on the object store (objectstore-start runs it)
+        endpoint = objectstore.local_endpoint(settings.objectstore_bind_host, settings.objectstore_port)
+        env.update(objectstore.service_environment(endpoint, objectstore.credentials_from(environ)))
     for name in OVERRIDABLE & env.keys():
         if environ.get(name):
             env[name] = environ[name]

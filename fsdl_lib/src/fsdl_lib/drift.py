@@ -31,7 +31,7 @@ from typing import Any, Final
 import numpy as np
 from scipy.stats import chisquare, ks_2samp
 
-from fsdl_lib.atomic import atomic_write_bytes
+from fsdl_lib import storage
 from fsdl_lib.classes import SCENE_CLASSES
 
 REFERENCE_ARTIFACT: Final = "monitoring/reference.npz"
@@ -291,21 +291,22 @@ def write_status(path: Path, status: DriftStatus) -> None:
     (:func:`read_status`); readers see the old file or the new one whole."""
 
     stamped = {**status.as_dict(), "written_at": time.time()}
-    atomic_write_bytes(path, json.dumps(stamped).encode(), durable=False)
+    storage.write_bytes(path, json.dumps(stamped).encode(), durable=False)
 
 
 def read_status(path: Path) -> DriftStatus:
     """The drift status the web app left at ``path``; :class:`DriftInputError` saying why when there
     is none to read."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(storage.read_bytes(path))
     except FileNotFoundError:
         raise DriftInputError(
-            f"no drift status at {path}: the web app writes it there every WEBAPP_DRIFT_INTERVAL_SECONDS "
-            "(0 turns the checks off). Is it running, with the same FSDL_DATA_DIR (its feedback folder)?"
+            f"no drift status at {storage.describe(path)}: the web app writes it there every "
+            "WEBAPP_DRIFT_INTERVAL_SECONDS (0 turns the checks off). Is it running, with the same feedback "
+            "place (FSDL_FEEDBACK_URL, or feedback/ of FSDL_DATA_DIR)?"
         ) from None
     except (OSError, ValueError) as exc:
-        raise DriftInputError(f"the drift status at {path} cannot be read ({exc})") from None
+        raise DriftInputError(f"the drift status at {storage.describe(path)} cannot be read ({exc})") from None
     try:
         return DriftStatus.from_dict(data)
     except DriftInputError as exc:

@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -155,8 +156,10 @@ def _bucket_exists(path: Path) -> bool:
 
 
 def read_bytes(path: Path) -> bytes:
+    if not is_object_store(path):
+        return Path(path).read_bytes()
     with storage_errors(path, "reading"):
-        return path.read_bytes()
+        return bytes(path.fs.cat_file(path.path))  # type: ignore[attr-defined]
 
 
 def write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -189,8 +192,10 @@ def create(path: Path, data: bytes) -> bool:
 
 def exists(path: Path) -> bool:
     """Whether a file is at ``path`` (a store's failures said as :class:`StorageError`)."""
+    if not is_object_store(path):
+        return Path(path).is_file()
     with storage_errors(path, "reading"):
-        return path.is_file()
+        return bool(path.fs.isfile(path.path))  # type: ignore[attr-defined]
 
 
 def makedirs(folder: Path) -> None:
@@ -237,18 +242,25 @@ def sha256s(root: Path, relatives: Sequence[str], *, batch: int = 32) -> dict[st
 
 
 def delete(path: Path) -> None:
-    """Remove the file at ``path``; nothing there is not an error."""
+    """Remove the file at ``path``; nothing there is not an error, a refusal is."""
     with storage_errors(path, "deleting"), contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        if is_object_store(path):
+            # One DeleteObject, whose refusal raises; a bulk delete (what unlink does) reports
+            # refused keys in its answer and would pass over them in silence.
+            path.fs.rm_file(path.path)  # type: ignore[attr-defined]
+        else:
+            path.unlink()
 
 
 @dataclass(frozen=True)
 class StoredFile:
-    """A file as a listing gives it: its size and, on an object store, its ETag (which changes
-    whenever its content does; a folder has none)."""
+    """A file as a listing gives it: its size, when it was written and, on an object store, its ETag
+    (which changes whenever its content does; a folder has none)."""
 
     size: int
     etag: str | None = None
+    modified: float = 0.0
+    """When it was last written (seconds since the epoch)."""
 
 
 def files(root: Path) -> dict[str, StoredFile]:
@@ -263,7 +275,8 @@ def files(root: Path) -> dict[str, StoredFile]:
                 if not name.startswith("."):
                     file = Path(folder) / name
                     with contextlib.suppress(FileNotFoundError):
-                        found[file.relative_to(local).as_posix()] = StoredFile(file.stat().st_size)
+                        info = file.stat()
+                        found[file.relative_to(local).as_posix()] = StoredFile(info.st_size, modified=info.st_mtime)
         return found
     with storage_errors(root, "listing"):
         prefix = root.path.rstrip("/")  # type: ignore[attr-defined]
@@ -274,7 +287,12 @@ def files(root: Path) -> dict[str, StoredFile]:
     for key, info in listing.items():
         relative = PurePosixPath(key).relative_to(prefix)
         if info.get("type") == "file" and not any(part.startswith(".") for part in relative.parts):
-            found[relative.as_posix()] = StoredFile(int(info.get("size") or 0), str(info.get("ETag") or "") or None)
+            modified = info.get("LastModified")
+            found[relative.as_posix()] = StoredFile(
+                int(info.get("size") or 0),
+                str(info.get("ETag") or "") or None,
+                modified.timestamp() if hasattr(modified, "timestamp") else 0.0,
+            )
     return found
 
 
@@ -300,17 +318,18 @@ def locked(path: Path, *, timeout: float = 600.0, lease_seconds: float = 120.0) 
     """Hold the lock named ``path``: one holder at a time, others wait up to ``timeout`` seconds.
 
     A folder takes an advisory lock (``flock``) on the file, which its holder's death releases. An
-    object store has no locks: the holder creates the object (a conditional PUT, so one of racing
-    takers wins) holding a lease that :meth:`Lock.renew` extends; a lease a dead holder left is
-    taken over once it has run out (at once when the holder was a process of this host that is gone),
-    and the holder removes the object when done.
+    object store has no locks: the holder creates a lease object (a conditional PUT, so one of racing
+    takers wins) under the bucket's ``locks/`` (:func:`lease_path`) that :meth:`Lock.renew` extends; a
+    lease a dead holder left is taken over once it has run out (at once when the holder was a process
+    of this host that is gone), and the holder removes the object when done.
     """
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    lock = Lock(path, owner, lease_seconds)
     deadline = time.monotonic() + timeout
     if not is_object_store(path):
-        yield from _flocked(Path(path), lock, deadline)
+        yield from _flocked(Path(path), Lock(path, owner, lease_seconds), deadline)
         return
+    path = lease_path(path)
+    lock = Lock(path, owner, lease_seconds)
     while not create(path, lock._lease()):
         holder = _lease_of(path)
         if holder is not None and (holder.get("expires", 0) < time.time() or _died_here(str(holder.get("owner")))):
@@ -326,6 +345,17 @@ def locked(path: Path, *, timeout: float = 600.0, lease_seconds: float = 120.0) 
     finally:
         if (_lease_of(path) or {}).get("owner") == owner:
             delete(path)
+
+
+LOCKS_PREFIX = "locks"
+"""The prefix of a bucket that holds lease objects, the one place of the data bucket where the
+services may delete (``fsdl_deploy.objectstore``'s bucket policies)."""
+
+
+def lease_path(path: Path) -> Path:
+    """The lease object of the lock named ``path`` on a store: ``<bucket>/locks/<the rest, quoted>``."""
+    bucket, _, key = str(path.path).partition("/")  # type: ignore[attr-defined]
+    return type(path)(f"s3://{bucket}/{LOCKS_PREFIX}/{urllib.parse.quote(key, safe='')}", **path.storage_options)  # type: ignore[call-arg, attr-defined]
 
 
 def _died_here(owner: str) -> bool:

@@ -5,6 +5,7 @@ Used by `make demo`, the end-to-end and stack tests, and the flywheel benchmark.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
@@ -24,6 +25,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_range(count: int, host: str = "127.0.0.1") -> int:
+    """The first of ``count`` consecutive TCP ports that nothing listens on right now."""
+    for _ in range(100):
+        first = free_port(host)
+        if first + count > 65536:
+            continue
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind((host, port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on {host}")
 
 
 def wait_until(
@@ -150,6 +168,12 @@ class AirflowClient:
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
         return next((ti for ti in self.task_instances(dag_id, run_id) if ti["task_id"] == task_id), None)
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[Any]:
+        """A task's log as the UI reads it: its events (and the header naming where it was read from)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        body = self.request("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"})
+        return list(body["content"])
 
 
 class WebappClient:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fsdl_tools.clients import AirflowClient, WebappClient, free_port, local_logins, wait_for_http
+from fsdl_tools.clients import AirflowClient, WebappClient, free_port, free_port_range, local_logins, wait_for_http
 from fsdl_tools.processes import GRACE_SECONDS, end
 from fsdl_tools.repo import ROOT
 
@@ -66,6 +66,8 @@ class LocalPlatform:
         self.workspace = Path(workspace)
         self.mode = mode
         self.ports = {name: free_port() for name in PORTS}
+        if mode == "distributed":  # the object store's S3 API, and its internal servers on the next seven
+            self.ports["OBJECTSTORE_PORT"] = free_port_range(8)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(CALLER_VARIABLES)}
         self.env.update(self.ports_env())
         self.env.update(
@@ -223,6 +225,15 @@ class LocalPlatform:
             "MLFLOW_TRACKING_USERNAME": "admin",
             "MLFLOW_TRACKING_PASSWORD": self.logins["MLFLOW_AUTH_ADMIN_PASSWORD"],
         }
+
+    def store_location(self, url: str, identity: str = "admin") -> Path:
+        """``url`` (s3://...) on the distributed mode's object store, as ``identity`` reaches it."""
+        from fsdl_deploy.objectstore import credential_variables, local_endpoint
+        from fsdl_lib.storage import ObjectStore, location
+
+        key, secret = (self.logins[name] for name in credential_variables(identity))
+        endpoint = local_endpoint("127.0.0.1", self.ports["OBJECTSTORE_PORT"])
+        return location(url, ObjectStore(endpoint, key, secret))
 
     def flower_auth(self) -> tuple[str, str]:
         return "admin", self.logins["FLOWER_PASSWORD"]

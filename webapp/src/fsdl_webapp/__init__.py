@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from pathlib import Path
@@ -25,6 +26,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web: WebSettings = config.get("WEB_SETTINGS") or WebSettings.from_env()
     if web.feedback_policy not in POLICIES:
         raise ConfigError("WEBAPP_FEEDBACK_POLICY", web.feedback_policy, " or ".join(POLICIES))
+    if web.s3_access_key_id:  # the web app's own identity on the object store, whatever the environment holds
+        settings = dataclasses.replace(
+            settings, s3_access_key_id=web.s3_access_key_id, s3_secret_access_key=web.s3_secret_access_key
+        )
     if not web.secret_key:
         app.logger.warning("WEBAPP_SECRET_KEY is not set; using a random key (set it when running several workers)")
     app.config.update(

@@ -62,7 +62,7 @@ def predict():
     # A few predictions, drawn at random, go to the reviewers unasked: confident mistakes are found no
     # other way, and the reviewed sample gives an accuracy that does not depend on who chose to answer.
     sampled = random.random() < web.review_sample_rate
-    get_records().predictions.record(
+    kept = get_records().predictions.record(
         prediction_id,
         data,
         EXTENSIONS[image_format],
@@ -84,6 +84,8 @@ def predict():
         probabilities=result.probabilities,
         unsure=unsure,
         model={"name": result.model.name, "version": result.model.version},
+        # False while the store that keeps uploads does not answer: an answer about it would be refused.
+        kept=kept,
     )
 
 

@@ -25,6 +25,19 @@ class WebSettings(EnvSettings):
         "",
         "Uploads awaiting feedback and the feedback log (SQLite); empty: FSDL_STORAGE_DIR/webapp.",
     )
+    uploads_url: str = setting(
+        "WEBAPP_UPLOADS_URL",
+        "",
+        "Where uploads wait for an answer and review: a folder, or s3://bucket/prefix on the object store "
+        "(FSDL_S3_*); empty: uploads/ of WEBAPP_STATE_DIR.",
+    )
+    s3_access_key_id: str = setting(
+        "WEBAPP_S3_ACCESS_KEY_ID",
+        "",
+        "The web app's own access key on the object store (it may keep uploads, and read none of the training "
+        "data); empty: FSDL_S3_ACCESS_KEY_ID.",
+    )
+    s3_secret_access_key: str = setting("WEBAPP_S3_SECRET_ACCESS_KEY", "", "Its secret.")
     mlflow_ui_url: str = setting(
         "WEBAPP_MLFLOW_UI_URL", "", "MLflow UI link shown on the pages; empty means MLFLOW_TRACKING_URI."
     )

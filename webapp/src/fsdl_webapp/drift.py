@@ -24,6 +24,7 @@ from typing import Any
 
 from fsdl_lib import tracking
 from fsdl_lib.drift import DriftInputError, DriftSettings, DriftStatus, Reference, check_window, write_status
+from fsdl_lib.exceptions import StorageError
 from fsdl_webapp.offload import InferenceRunner
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class DriftMonitor:
             return
         try:
             write_status(self.status_path, self.status())
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             log.warning("the drift status could not be written to %s: %s", self.status_path, exc)
 
     def start(self) -> None:

@@ -24,6 +24,7 @@ from fsdl_webapp.feedback_db import (
     StoreError,
     TooManyWaitingError,
     UnknownPredictionError,
+    UploadsUnavailableError,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ STORE_STATUS: dict[type[StoreError], int] = {
     InvalidAnswerError: 400,
     AnswerConflictError: 409,
     TooManyWaitingError: 429,
+    UploadsUnavailableError: 503,
 }
 """What each refusal of the records is over HTTP."""
 
@@ -84,7 +86,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StoreError)
     def store_error(exc: StoreError):
         response = jsonify(error=exc.message)
-        if isinstance(exc, TooManyWaitingError):
+        if isinstance(exc, TooManyWaitingError | UploadsUnavailableError):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response, status_of(exc)
 

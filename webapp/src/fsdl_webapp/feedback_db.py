@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     image_sha256 TEXT NOT NULL,
     image_ext TEXT NOT NULL,
     latency_ms REAL,
-    upload_state TEXT NOT NULL DEFAULT 'pending',   -- pending | used | expired
+    upload_state TEXT NOT NULL DEFAULT 'pending',   -- pending | used | expired | unkept (the store failed)
     feedback_correct INTEGER,
     feedback_label TEXT,
     feedback_at REAL,
@@ -119,6 +119,12 @@ class TooManyWaitingError(StoreError):
     """The client already has its share of the review queue waiting."""
 
     retry_after = 3600
+
+
+class UploadsUnavailableError(StoreError):
+    """The store that keeps uploads does not answer: predictions go on, answers cannot be kept."""
+
+    retry_after = 30
 
 
 class FeedbackDatabase:

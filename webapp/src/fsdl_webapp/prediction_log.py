@@ -1,9 +1,14 @@
 """The prediction log: every prediction the web app made, with its upload while it is kept.
 
 Every prediction gets a row in the web app's database (:mod:`fsdl_webapp.feedback_db`); its upload
-waits under ``uploads/`` until it is answered and decided (:mod:`fsdl_webapp.review_queue`), or
-expires after ``WEBAPP_PREDICTION_TTL_SECONDS``. The row keeps the image's features (float16) for
-the drift checks while they are recent, and a pseudonym of the client, never its address.
+waits in the uploads place (``WEBAPP_UPLOADS_URL``: a folder, or a prefix of the object store's
+uploads bucket) until it is answered and decided (:mod:`fsdl_webapp.review_queue`), or expires after
+``WEBAPP_PREDICTION_TTL_SECONDS``. The row keeps the image's features (float16) for the drift checks
+while they are recent, and a pseudonym of the client, never its address.
+
+A store that does not answer does not stop predictions: the prediction is made and logged with its
+upload *unkept*, an answer about it is refused (:class:`UploadsUnavailableError`, a 503), and for
+:data:`STORE_RETRY_SECONDS` the next uploads do not wait for the store either.
 """
 
 from __future__ import annotations
@@ -18,10 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from fsdl_lib.atomic import atomic_write_bytes
-from fsdl_webapp.feedback_db import FeedbackDatabase, PredictionGoneError, UnknownPredictionError
+from fsdl_lib import storage
+from fsdl_lib.exceptions import StorageError
+from fsdl_webapp.feedback_db import (
+    FeedbackDatabase,
+    PredictionGoneError,
+    UnknownPredictionError,
+    UploadsUnavailableError,
+)
 
 log = logging.getLogger(__name__)
+
+STORE_RETRY_SECONDS = 15.0
+"""After the store failed an upload, how long the next ones are not even tried (each would wait
+for the store's timeouts on the request path)."""
 
 
 class PredictionLog:
@@ -29,12 +44,33 @@ class PredictionLog:
         self.db = db
         self.uploads = uploads
         self.ttl = ttl_seconds
+        self._store_down_until = 0.0
 
     def init(self) -> None:
-        self.uploads.mkdir(parents=True, exist_ok=True)
+        storage.makedirs(self.uploads)
 
     def upload_path(self, prediction_id: str, ext: str) -> Path:
         return self.uploads / f"{prediction_id}.{ext}"
+
+    def store_unavailable(self, exc: StorageError) -> UploadsUnavailableError:
+        """Note that the store failed (the details go to the log) and say so to the client."""
+        self._store_down_until = time.monotonic() + STORE_RETRY_SECONDS
+        log.error("uploads cannot be kept: %s", exc)
+        return UploadsUnavailableError(
+            "uploads cannot be kept right now: the object store that keeps them does not answer (its operator "
+            "checks FSDL_S3_ENDPOINT_URL; the details are in the web app's log); try again later"
+        )
+
+    def _keep(self, path: Path, image: bytes, *, durable: bool) -> bool:
+        """Write the upload; False when the store does not answer (or failed moments ago)."""
+        if time.monotonic() < self._store_down_until:
+            return False
+        try:
+            storage.write_bytes(path, image, durable=durable)
+        except StorageError as exc:
+            self.store_unavailable(exc)
+            return False
+        return True
 
     def record(
         self,
@@ -50,33 +86,47 @@ class PredictionLog:
         sampled: bool = False,
         features: np.ndarray | None = None,
         client: str | None = None,
-    ) -> None:
-        """Keep the upload and log the prediction (the file first: a row always has its image).
+    ) -> bool:
+        """Keep the upload and log the prediction (the file first: a row always has its image, or
+        says it has none); return whether the upload is kept.
 
         ``sampled`` queues it for review without an answer (a prediction drawn at random). Its
         ``features`` are kept as float16 (4 KB for ResNet50) for the drift checks.
         Nothing is synced to disk on this, the request path, unless it is queued: most predictions
-        are never answered. An answer makes its upload durable (:meth:`ReviewQueue.answer`).
+        are never answered. An answer makes its upload durable (:meth:`ReviewQueue.answer`). A store
+        that does not answer leaves the upload unkept (and the prediction out of review).
         """
         now = time.time()
         path = self.upload_path(prediction_id, ext)
-        atomic_write_bytes(path, image, durable=sampled)
+        kept = self._keep(path, image, durable=sampled)
+        sampled = sampled and kept
         try:
             with self.db.connect(durable=sampled) as db:
                 db.execute(
                     "INSERT INTO predictions (id, created_at, expires_at, model_name, model_version, "
                     "predicted_label, probabilities, image_sha256, image_ext, latency_ms, review_state, "
-                    "sampled, teach, features, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "sampled, teach, features, client, upload_state) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         prediction_id, now, now + self.ttl, model_name, model_version, label,
                         json.dumps(probabilities), hashlib.sha256(image).hexdigest(), ext, latency_ms,
                         "pending" if sampled else None, int(sampled), 1.0 - probabilities.get(label, 0.0),
                         None if features is None else np.asarray(features, dtype=np.float16).tobytes(), client,
+                        "pending" if kept else "unkept",
                     ),
                 )  # fmt: skip
         except BaseException:
-            path.unlink(missing_ok=True)
+            if kept:
+                self.remove_upload(path)
             raise
+        return kept
+
+    def remove_upload(self, path: Path) -> None:
+        """Remove an upload; a store that fails is logged (what is left the orphan sweep removes)."""
+        try:
+            storage.delete(path)
+        except StorageError as exc:
+            log.warning("an upload could not be removed now: %s", exc)
 
     def row(self, prediction_id: str) -> sqlite3.Row:
         """Its row; :class:`UnknownPredictionError` when there is none."""
@@ -86,20 +136,23 @@ class PredictionLog:
             raise UnknownPredictionError(f"no prediction with id {prediction_id}")
         return row
 
-    def upload_of(self, prediction_id: str, *, shown: bool = False) -> tuple[Path, str]:
+    def upload_of(self, prediction_id: str, *, shown: bool = False) -> tuple[bytes, str]:
         """The kept upload of a prediction and its extension (for the review page); ``shown`` notes
         that a reviewer is looking at it (only what was shown may be accepted)."""
         row = self.row(prediction_id)
-        path = self.upload_path(prediction_id, row["image_ext"])
-        if not path.exists():
-            raise PredictionGoneError(f"the upload of prediction {prediction_id} is no longer kept")
+        try:
+            image = storage.read_bytes(self.upload_path(prediction_id, row["image_ext"]))
+        except FileNotFoundError:
+            raise PredictionGoneError(f"the upload of prediction {prediction_id} is no longer kept") from None
+        except StorageError as exc:
+            raise self.store_unavailable(exc) from None
         if shown and row["shown_at"] is None:
             with self.db.connect() as db:
                 db.execute(
                     "UPDATE predictions SET shown_at = ? WHERE id = ? AND shown_at IS NULL",
                     (time.time(), prediction_id),
                 )
-        return path, row["image_ext"]
+        return image, row["image_ext"]
 
     def rows(self) -> list[dict[str, Any]]:
         """Every prediction, without its features (4 KB each: only the drift checks read them)."""
@@ -167,14 +220,19 @@ class PredictionLog:
                 (now,),
             ).fetchall()
             for row in rows:
-                self.upload_path(row["id"], row["image_ext"]).unlink(missing_ok=True)
+                self.remove_upload(self.upload_path(row["id"], row["image_ext"]))
                 db.execute("UPDATE predictions SET upload_state = 'expired' WHERE id = ?", (row["id"],))
             kept = {r["id"] for r in db.execute("SELECT id FROM predictions WHERE upload_state = 'pending'")}
         orphans = 0
-        for path in self.uploads.iterdir():
-            # Left by a crash between writing an upload and logging it.
-            if path.stem not in kept and path.stat().st_mtime < now - self.ttl:
-                path.unlink(missing_ok=True)
+        try:
+            listing = storage.files(self.uploads)
+        except StorageError as exc:
+            log.warning("the uploads could not be listed for expired ones: %s", exc)
+            listing = {}
+        for name, stored in listing.items():
+            # Left by a crash between writing an upload and logging it, or a removal the store failed.
+            if "/" not in name and name.split(".")[0] not in kept and stored.modified < now - self.ttl:
+                self.remove_upload(self.uploads / name)
                 orphans += 1
         if rows or orphans:
             log.info("expired %d uploads that got no feedback, removed %d orphans", len(rows), orphans)

@@ -6,6 +6,7 @@ accepted answers reach training; every decision is logged with who made it and w
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -33,8 +34,8 @@ def page() -> str:
 @bp.get("/review/image/<prediction_id>")
 @login_required
 def image(prediction_id: str) -> Response:
-    path, ext = get_records().predictions.upload_of(prediction_id, shown=True)  # only what was shown may be accepted
-    return send_file(path, mimetype="image/png" if ext == "png" else "image/jpeg", max_age=0)
+    image, ext = get_records().predictions.upload_of(prediction_id, shown=True)  # only what was shown may be accepted
+    return send_file(io.BytesIO(image), mimetype="image/png" if ext == "png" else "image/jpeg", max_age=0)
 
 
 @bp.get("/api/v1/review/queue")

@@ -27,14 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from fsdl_lib.atomic import atomic_write_bytes, make_durable
+from fsdl_lib import storage
+from fsdl_lib.atomic import make_durable
 from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_lib.exceptions import StorageError
 from fsdl_webapp.feedback_db import (
     AnswerConflictError,
     FeedbackDatabase,
     InvalidAnswerError,
     PredictionGoneError,
     TooManyWaitingError,
+    UploadsUnavailableError,
 )
 from fsdl_webapp.prediction_log import PredictionLog
 
@@ -110,6 +113,12 @@ class ReviewQueue:
                     f"{waiting} answers from this client already wait for review; try again once they are decided"
                 )
         if row["feedback_label"] is None:
+            if row["upload_state"] == "unkept":
+                raise UploadsUnavailableError(
+                    f"the image of prediction {prediction_id} could not be kept (the object store for uploads did "
+                    "not answer; its operator checks FSDL_S3_ENDPOINT_URL): the prediction stands, but an answer "
+                    "about it cannot reach training"
+                )
             if row["upload_state"] != "pending" or (row["expires_at"] < time.time() and not row["sampled"]):
                 raise PredictionGoneError(f"prediction {prediction_id} has expired; classify the image again")
             if correct and label != row["predicted_label"]:
@@ -119,12 +128,7 @@ class ReviewQueue:
             if not correct and label == row["predicted_label"]:
                 raise InvalidAnswerError(f"correct=false but label {label!r} is what the model predicted")
             teach = 1.0 - json.loads(row["probabilities"]).get(label, 0.0)
-            try:  # the upload is kept for the reviewer: on disk for good before the answer counts
-                make_durable(self.predictions.upload_path(prediction_id, row["image_ext"]))
-            except FileNotFoundError:  # lost in a crash of the machine since it was classified
-                raise PredictionGoneError(
-                    f"the image of prediction {prediction_id} is gone; classify it again"
-                ) from None
+            self._keep_for_review(self.predictions.upload_path(prediction_id, row["image_ext"]), prediction_id)
             with self.db.connect() as db:
                 claimed = db.execute(
                     "UPDATE predictions SET feedback_correct = ?, feedback_label = ?, feedback_at = ?, "
@@ -148,6 +152,20 @@ class ReviewQueue:
             f"prediction {prediction_id} already has feedback "
             f"(correct={bool(row['feedback_correct'])}, label={row['feedback_label']})"
         )
+
+    def _keep_for_review(self, upload: Path, prediction_id: str) -> None:
+        """The upload is kept for the reviewer: for good before the answer counts (on a disk, synced;
+        an object store's write is already)."""
+        try:
+            if storage.is_object_store(upload):
+                if not storage.exists(upload):
+                    raise FileNotFoundError(upload)
+            else:
+                make_durable(upload)
+        except FileNotFoundError:  # lost in a crash of the machine since it was classified
+            raise PredictionGoneError(f"the image of prediction {prediction_id} is gone; classify it again") from None
+        except StorageError as exc:
+            raise self.predictions.store_unavailable(exc) from None
 
     def _unclaim(self, before: sqlite3.Row) -> None:
         with self.db.connect() as db:
@@ -231,39 +249,47 @@ class ReviewQueue:
             db.execute("COMMIT")
 
     def _export(self, row: sqlite3.Row) -> str | None:
-        """Write the accepted label's file (atomically), then note it and drop the upload; return its
-        path relative to the feedback folder (None when the upload is gone)."""
+        """Write the accepted label's file (whole, and only where none is: its name is its content's
+        hash), then note it and drop the upload; return its path relative to the feedback place (None
+        when the upload is gone). A store that fails raises :class:`UploadsUnavailableError`."""
         relative = f"{row['review_label']}/{row['image_sha256']}.{row['image_ext']}"
         target = self.feedback_dir / relative
         upload = self.predictions.upload_path(row["id"], row["image_ext"])
-        if not target.exists():
-            try:
-                atomic_write_bytes(target, upload.read_bytes())
-            except FileNotFoundError:
-                log.error("the upload of accepted prediction %s is gone; its label cannot reach training", row["id"])
-                return None
+        try:
+            if not storage.exists(target):
+                storage.create(target, storage.read_bytes(upload))
+        except FileNotFoundError:
+            log.error("the upload of accepted prediction %s is gone; its label cannot reach training", row["id"])
+            return None
+        except StorageError as exc:
+            raise self.predictions.store_unavailable(exc) from None
         with self.db.connect() as db:
             db.execute(
                 "UPDATE predictions SET exported_at = ?, feedback_path = ?, upload_state = 'used' WHERE id = ?",
                 (time.time(), relative, row["id"]),
             )
-        upload.unlink(missing_ok=True)
+        self.predictions.remove_upload(upload)
         return relative
 
     def _discard_upload(self, row: sqlite3.Row) -> None:
         with self.db.connect() as db:
             db.execute("UPDATE predictions SET upload_state = 'used' WHERE id = ?", (row["id"],))
-        self.predictions.upload_path(row["id"], row["image_ext"]).unlink(missing_ok=True)
+        self.predictions.remove_upload(self.predictions.upload_path(row["id"], row["image_ext"]))
 
     def export_accepted(self) -> int:
-        """Write the file of every accepted answer that has none yet (after a crash); return how many."""
+        """Write the file of every accepted answer that has none yet (after a crash, or while the
+        store was down); return how many were written."""
         with self.db.connect() as db:
             rows = db.execute(
                 "SELECT * FROM predictions WHERE review_state = 'accepted' AND exported_at IS NULL"
             ).fetchall()
+        written = 0
         for row in rows:
-            self._export(row)
-        return len(rows)
+            try:
+                written += self._export(row) is not None
+            except UploadsUnavailableError:
+                break  # said in the log; the next round tries again
+        return written
 
     def items(self, limit: int = 50) -> list[dict[str, Any]]:
         """Pending items, the ones that would teach the model most first, then the oldest.
@@ -373,7 +399,7 @@ class ReviewQueue:
                 expired[reason] = len(rows)
             db.execute("COMMIT")
         for row in (*too_old, *over):
-            self.predictions.upload_path(row["id"], row["image_ext"]).unlink(missing_ok=True)
+            self.predictions.remove_upload(self.predictions.upload_path(row["id"], row["image_ext"]))
         if too_old or over:
             log.warning(
                 "review queue: %d answers waited longer than %.0f days and %d were past its most of %d; "

@@ -40,7 +40,8 @@ class Records:
 def open_records(state_dir: Path, settings: Settings, web: WebSettings) -> Records:
     db = FeedbackDatabase(state_dir / "feedback.db")
     db.init()
-    predictions = PredictionLog(db, state_dir / "uploads", web.prediction_ttl_seconds)
+    uploads = settings.location(web.uploads_url) if web.uploads_url else state_dir / "uploads"
+    predictions = PredictionLog(db, uploads, web.prediction_ttl_seconds)
     predictions.init()
     limits = QueueLimits(
         max_pending=web.review_queue_max,
@@ -65,6 +66,10 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         from fsdl_lib.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_settings(settings)  # once per process, never per request
+    if _gevent_patched():  # s3fs's own event loop cannot run under gevent; botocore's blocking client can
+        from fsdl_lib.blocking_s3 import use_blocking_s3
+
+        use_blocking_s3()
     records = open_records(Path(app.config["WEB_STATE_DIR"]), settings, web)
     service = ModelService(
         extractor,
@@ -83,6 +88,14 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         monitor.start()
     else:
         service.refresh()
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency of the web app
+        return False
+    return bool(monkey.is_module_patched("socket"))
 
 
 def get_model_service() -> ModelService:

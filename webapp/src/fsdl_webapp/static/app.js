@@ -72,6 +72,9 @@ async function classify(event) {
     $("unsure-note").classList.toggle("d-none", !data.unsure);
     $("result-card").classList.toggle("border-warning", data.unsure);
     resetFeedback();
+    // While uploads cannot be kept (the store is down), the prediction stands but no answer is asked for.
+    $("unkept-note").classList.toggle("d-none", data.kept !== false);
+    $("feedback-form").classList.toggle("d-none", data.kept === false);
     $("result-card").classList.remove("d-none");
     clearMessage();
   } catch (error) {
