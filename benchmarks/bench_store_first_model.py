@@ -59,7 +59,7 @@ def limited(photos: Path, limit: int, into: Path) -> Path:
     for label in SCENE_CLASSES:
         (into / label).mkdir(parents=True, exist_ok=True)
         for photo in sorted((photos / label).iterdir())[:limit]:
-            (into / label / photo.name).symlink_to(photo)
+            (into / label / photo.name).symlink_to(photo.resolve())
     return into
 
 

@@ -22,6 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
@@ -183,13 +184,23 @@ class FeatureStore:
                 )
 
             last_checkpoint = time.monotonic()
-            with Progress(len(todo), f"extracting {root.name}", logger=log) as progress:
-                for start in range(0, len(todo), extractor.batch_size):
-                    batch = todo[start : start + extractor.batch_size]
+            batches = [
+                todo[start : start + extractor.batch_size] for start in range(0, len(todo), extractor.batch_size)
+            ]
+            with (
+                Progress(len(todo), f"extracting {root.name}", logger=log) as progress,
+                # The next batch is read while this one is extracted: on an object store the reads
+                # wait on the network, and would otherwise add up to the whole extraction.
+                ThreadPoolExecutor(1, thread_name_prefix="fsdl-read-ahead") as reader,
+            ):
+                reading = [reader.submit(storage.read_many, root, [r.path for r in batch]) for batch in batches[:1]]
+                for index, batch in enumerate(batches):
+                    contents = reading.pop().result()
+                    if index + 1 < len(batches):
+                        reading.append(reader.submit(storage.read_many, root, [r.path for r in batches[index + 1]]))
+                    start = index * extractor.batch_size
                     images, decoded = [], []
-                    for record, data in zip(
-                        batch, storage.read_many(root, [r.path for r in batch]).values(), strict=True
-                    ):
+                    for record, data in zip(batch, contents.values(), strict=True):
                         try:
                             if isinstance(data, OSError):
                                 raise InvalidImageError(f"cannot read file ({data.strerror or data})")
