@@ -21,7 +21,6 @@ uses ``fsdl_lib.storage``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -153,15 +152,6 @@ def weed_binary() -> str:
     return found
 
 
-def write_identity_file(path: Path, credentials: dict[str, tuple[str, str]]) -> None:
-    """The identity file (:func:`identity_config`), readable by its owner only, replaced whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        out.write(identity_config(credentials))
-    os.replace(tmp, path)
-
-
 def server_command(
     weed: str, data_dir: str, config: str, ports: dict[str, int], *, host: str = "127.0.0.1"
 ) -> list[str]:
@@ -205,11 +195,12 @@ def start_local(folder: Path, ports: dict[str, int], credentials: dict[str, tupl
     started in a session of its own unless its S3 API already answers, then prepared (:func:`prepare`);
     return its endpoint. The process carries this environment (the platform's instance marker), so
     stopping the platform stops it."""
+    from fsdl_deploy.secrets import write_private
     from fsdl_lib.exceptions import StorageError
     from fsdl_lib.storage import ObjectStore
 
     config = folder / "s3.json"
-    write_identity_file(config, credentials)
+    write_private(config, identity_config(credentials))
     endpoint = local_endpoint(host, ports["s3.port"])
     admin = ObjectStore(endpoint, *credentials["admin"])
     log = folder / "weed.log"

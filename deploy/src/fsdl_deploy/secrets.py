@@ -85,9 +85,15 @@ def write_airflow_passwords(path: Path, user: str, password: str) -> None:
     owner only, replaced whole (never a half-written file the API server could read)."""
     if not password:
         raise ValueError("AIRFLOW_ADMIN_PASSWORD is empty: remove the empty line from .env to have one generated")
+    write_private(path, json.dumps({user: password}))
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` at ``path``, readable by its owner only, replaced whole (never half a file to read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        json.dump({user: password}, out)
+        out.write(text)
     os.replace(tmp, path)
 
 

@@ -19,6 +19,7 @@ from fsdl_deploy.objectstore import (
     server_command,
     weed_binary,
 )
+from fsdl_deploy.secrets import write_private
 from fsdl_lib.storage import ObjectStore, location
 from fsdl_tools.clients import free_port, wait_until
 from fsdl_tools.launcher import stop_process_group
@@ -48,8 +49,7 @@ class WeedServer:
     def start(self, timeout: float = 60) -> WeedServer:
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         config = self.workdir / "s3.json"
-        config.write_text(identity_config(self.credentials))
-        config.chmod(0o600)
+        write_private(config, identity_config(self.credentials))
         command = server_command(weed_binary(), str(self.workdir / "data"), str(config), self.ports)
         with (self.workdir / "weed.log").open("ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, process_group=0)

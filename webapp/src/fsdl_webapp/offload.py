@@ -6,6 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 
+def gevent_patched() -> bool:
+    """Whether gevent has patched this process (the web app's gunicorn workers; not the tests)."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency of the web app
+        return False
+    return bool(monkey.is_module_patched("threading"))
+
+
 class InferenceRunner:
     """Runs inference on one real OS thread when the process serves with gevent.
 
@@ -19,11 +28,7 @@ class InferenceRunner:
 
     def __init__(self) -> None:
         self._pool: Any = None
-        try:
-            from gevent import monkey
-        except ImportError:  # pragma: no cover - gevent is a dependency of the web app
-            return
-        if monkey.is_module_patched("threading"):
+        if gevent_patched():
             from gevent.threadpool import ThreadPool
 
             self._pool = ThreadPool(1)

@@ -15,6 +15,7 @@ from fsdl_webapp.config import WebSettings
 from fsdl_webapp.drift import DriftMonitor
 from fsdl_webapp.feedback_db import FeedbackDatabase
 from fsdl_webapp.model_service import ModelService
+from fsdl_webapp.offload import gevent_patched
 from fsdl_webapp.prediction_log import PredictionLog
 from fsdl_webapp.review_queue import QueueLimits, ReviewQueue
 from fsdl_webapp.served_log import DriftLog, ServedHistory
@@ -66,7 +67,7 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         from fsdl_lib.features import FeatureExtractor
 
         extractor = FeatureExtractor.from_settings(settings)  # once per process, never per request
-    if _gevent_patched():  # s3fs's own event loop cannot run under gevent; botocore's blocking client can
+    if gevent_patched():  # s3fs's own event loop cannot run under gevent; botocore's blocking client can
         from fsdl_lib.blocking_s3 import use_blocking_s3
 
         use_blocking_s3()
@@ -88,14 +89,6 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         monitor.start()
     else:
         service.refresh()
-
-
-def _gevent_patched() -> bool:
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency of the web app
-        return False
-    return bool(monkey.is_module_patched("socket"))
 
 
 def get_model_service() -> ModelService:
