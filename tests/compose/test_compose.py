@@ -19,6 +19,7 @@ import yaml
 from fsdl_deploy import secrets
 from fsdl_deploy.compose import PER_SERVICE
 from fsdl_deploy.environment import CONTAINER_SETTINGS, AirflowLayout, airflow_environment
+from fsdl_deploy.objectstore import GATEWAY_TLS, IDENTITIES, credential_variables, identity_config
 from fsdl_lib.config import Settings
 from fsdl_webapp.config import WebSettings
 from tests.conftest import ROOT
@@ -100,6 +101,30 @@ def test_airflow_containers_get_the_derived_values_with_the_secrets_of_env(role,
         assert env[name] == dotenv[name]
     assert env["FSDL_IMAGE_SIZE"] == "96"
     assert env["MLFLOW_TRACKING_PASSWORD"] == dotenv["MLFLOW_PIPELINES_PASSWORD"]
+    # The data, the answers and the task logs on the store, with the workers' identity (no other).
+    assert (env["FSDL_DATA_URL"], env["FSDL_TASK_LOGS_URL"]) == ("s3://fsdl-data", "s3://fsdl-logs/airflow")
+    assert env["AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS"] == "fsdl_deploy.task_logs.LOGGING_CONFIG"
+    key, secret = credential_variables("workers")
+    assert (env["FSDL_S3_ACCESS_KEY_ID"], env["FSDL_S3_SECRET_ACCESS_KEY"]) == (dotenv[key], dotenv[secret])
+    assert not any(name.startswith(("WEBAPP_S3_", "OBJECTSTORE_")) for name in env)
+    mounts = [volume["target"] for volume in compose_config["services"][role]["volumes"]]
+    assert "/opt/fsdl/data" not in mounts
+
+
+def test_the_store_gateway_holds_every_identity_and_only_airflow_init_the_admin(compose_config, dotenv):
+    services = compose_config["services"]
+    gateway = services["objectstore-gateway"]["environment"]
+    credentials = {identity: tuple(dotenv[name] for name in credential_variables(identity)) for identity in IDENTITIES}
+    assert json.loads(gateway["OBJECTSTORE_IDENTITIES"]) == json.loads(identity_config(credentials))
+    assert gateway[GATEWAY_TLS] == dotenv[GATEWAY_TLS]
+    admin_key = dotenv[credential_variables("admin")[0]]
+    holders = {name for name, service in services.items() if admin_key in json.dumps(service.get("environment", {}))}
+    assert holders == {"objectstore-gateway", "airflow-init"}
+    # The servers that keep the data are on the store's network alone; only the gateway joins them.
+    assert set(services["objectstore"]["networks"]) == {"store"}
+    assert "ports" not in services["objectstore"]
+    on_store = {name for name, service in services.items() if "store" in service.get("networks", {})}
+    assert on_store == {"objectstore", "objectstore-gateway"}
 
 
 def test_every_web_app_setting_in_env_reaches_its_container(compose_config, dotenv):
@@ -108,11 +133,17 @@ def test_every_web_app_setting_in_env_reaches_its_container(compose_config, dote
     assert env["FSDL_IMAGE_SIZE"] == "96"
     assert env["WEBAPP_REVIEWER_PASSWORD"] == dotenv["WEBAPP_REVIEWER_PASSWORD"]
     assert "WEBAPP_STATE_DIR" not in env  # its one state folder is the mounted one
-    # Where the data is, and with which identity, is each service's own (none yet: the containers
-    # keep the data on the shared volume), never passed through from .env for all.
     declared = {name for name, _, _ in WebSettings.variables()} - {"WEBAPP_STATE_DIR"} - PER_SERVICE
     assert declared <= set(env)
-    assert not PER_SERVICE & set(env)
+    # Its uploads and answers are on the store's uploads bucket, reached with its own identity only.
+    assert {name: env[name] for name in PER_SERVICE & set(env)} == {
+        "FSDL_FEEDBACK_URL": "s3://fsdl-uploads/feedback",
+        "WEBAPP_UPLOADS_URL": "s3://fsdl-uploads/pending",
+        "FSDL_S3_ENDPOINT_URL": "http://objectstore-gateway:8333",
+        "WEBAPP_S3_ACCESS_KEY_ID": dotenv["OBJECTSTORE_WEBAPP_ACCESS_KEY"],
+        "WEBAPP_S3_SECRET_ACCESS_KEY": dotenv["OBJECTSTORE_WEBAPP_SECRET_KEY"],
+    }
+    assert not any(name.startswith("OBJECTSTORE_") for name in env)
     assert not any(
         name.startswith(("AIRFLOW", "POSTGRES", "REDIS", "FLOWER")) for name in env
     )  # nothing of the control plane
@@ -138,11 +169,7 @@ def test_compose_refuses_to_start_without_each_secret():
     text = (ROOT / "docker-compose.yml").read_text()
     for name in set(secrets.SECRETS) | set(secrets.COMPOSE) - {"AIRFLOW_UID"}:
         uses = re.findall(rf"(?<!\$)\$\{{{name}(\W\W?)", text)  # $${...} is the container's shell, not compose
-        # The object store's identities: make up-distributed's until compose runs the store too.
-        unused_here = name.startswith("OBJECTSTORE_")
-        assert uses or unused_here or name in ("WEBAPP_SECRET_KEY",) or name.startswith("AIRFLOW__"), (
-            f"{name} is never used"
-        )
+        assert uses or name in ("WEBAPP_SECRET_KEY",) or name.startswith("AIRFLOW__"), f"{name} is never used"
         assert all(use.startswith(":?") for use in uses), f"{name} has a fallback: {uses}"
 
 

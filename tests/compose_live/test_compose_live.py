@@ -8,16 +8,21 @@ app's JSON API, the files on the host and the docker CLI.
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
 
+from fsdl_lib import storage
 from fsdl_lib.classes import SCENE_CLASSES
+from fsdl_lib.exceptions import StorageError
+from fsdl_tools import probes
 from fsdl_tools.clients import AirflowClient, WebappClient, wait_until
 from fsdl_tools.compose import ROOT, TEST_PROJECT_PREFIX, ComposeProject, docker
 from fsdl_tools.faults import kill_worker_mid_task
@@ -103,17 +108,22 @@ def all_healthy(project: ComposeProject) -> dict[str, dict[str, Any]]:
     return ps
 
 
+def stored(project: ComposeProject, url: str) -> dict[str, storage.StoredFile]:
+    """The objects under ``url`` (s3://bucket/prefix) in the project's store, read as its admin."""
+    return storage.files(project.store_location(url))
+
+
 def snapshot(project: ComposeProject, mlflow: Mlflow, webapp: WebappClient) -> dict[str, Any]:
-    """What must survive restarts: registry, runs, the feedback log, the files on the host."""
-    data = project.dir / "data"
+    """What must survive restarts: registry, runs, the feedback log, the data in the store."""
     stats = requests.get(f"{webapp.base_url}/api/v1/stats", timeout=30).json()
+    scenes = stored(project, "s3://fsdl-data/raw/intel_scenes")
     return {
         "versions": mlflow.versions(),
         "production": mlflow.alias("production")["version"],
         "runs": mlflow.runs(),
         "feedback_log": stats["versions"],
-        "train": sorted(str(p.relative_to(data)) for p in data.glob("raw/intel_scenes/train/*/*")),
-        "test": sorted(str(p.relative_to(data)) for p in data.glob("raw/intel_scenes/test/*/*")),
+        "train": sorted(name for name in scenes if name.startswith("train/")),
+        "test": sorted(name for name in scenes if name.startswith("test/")),
         "feedback_db": (project.dir / "storage" / "webapp" / "feedback.db").stat().st_size > 0,
     }
 
@@ -144,12 +154,13 @@ def test_images_build_and_every_service_becomes_healthy(project):
     TIMINGS["up until healthy"] = project.timed("up", "--detach", "--wait", "--wait-timeout", "900", timeout=1000)
     all_healthy(project)
 
-    # airflow-init seeded the sample photos into the host's data/, owned by AIRFLOW_UID.
-    uid = int(project.env["AIRFLOW_UID"])
-    train = list((project.dir / "data" / "raw" / "intel_scenes" / "train").glob("*/*.jpg"))
-    assert len(train) == 90
-    assert len(list((project.dir / "data" / "raw" / "intel_scenes" / "test").glob("*/*.jpg"))) == 30
-    assert {p.stat().st_uid for p in train} == {uid}
+    # airflow-init created the buckets and seeded the sample photos and the wine data into the store;
+    # the host's data/ folder holds none of it.
+    data = stored(project, "s3://fsdl-data")
+    assert len([name for name in data if name.startswith("raw/intel_scenes/train/")]) == 90
+    assert len([name for name in data if name.startswith("raw/intel_scenes/test/")]) == 30
+    assert "raw/wine/winequality-red.csv" in data
+    assert not list((project.dir / "data" / "raw" / "intel_scenes").rglob("*.jpg"))
     MEMORY["at rest"] = project.memory()
 
     # No usage telemetry from any image that runs MLflow's client or server.
@@ -194,22 +205,14 @@ def test_every_control_surface_asks_for_its_generated_login(project):
         assert name in refused.stderr
 
 
-REACH_PROBE = """
-import json, socket, sys
-found = {}
-for target in sys.argv[1:]:
-    host, port = target.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-        found[target] = "open"
-    except OSError as exc:
-        found[target] = type(exc).__name__
-print(json.dumps(found))
-"""
 CONTROL_PLANE = {
     "redis": 6379, "postgres": 5432, "airflow-apiserver": 8080, "airflow-scheduler": 8974, "airflow-worker": 8793,
     "airflow-dag-processor": 8793, "flower": 5555, "statsd-exporter": 9102,
 }  # fmt: skip
+STORE_SERVERS = (9333, 19333, 8080, 18080, 8888, 18888)
+"""The object store's master, volume and filer ports (HTTP and gRPC): none asks for credentials."""
+PROBES = Path(probes.__file__).read_text()
+"""Run inside a container: ``python -c PROBES reach HOST:PORT...`` (fsdl_tools.probes)."""
 
 
 def test_the_web_app_is_cut_off_from_the_control_plane(project):
@@ -217,25 +220,38 @@ def test_the_web_app_is_cut_off_from_the_control_plane(project):
     password), Postgres and the Airflow API. Checked from inside the web-app container."""
     import json
 
-    # Nothing of the control plane answers, by name or by its address on the control network.
-    addresses = {}
-    for service in CONTROL_PLANE:
+    def address(service: str, network: str) -> str:
         networks = docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", project.container(service)).stdout
-        (ip,) = [n["IPAddress"] for name, n in json.loads(networks).items() if name.endswith("_control")]
-        addresses[service] = ip
-    targets = [f"{s}:{p}" for s, p in CONTROL_PLANE.items()] + [f"{addresses[s]}:{p}" for s, p in CONTROL_PLANE.items()]
-    probe = project.compose("exec", "-T", "webapp", "python", "-c", REACH_PROBE, *targets, "mlflow:5000").stdout
+        (ip,) = [n["IPAddress"] for name, n in json.loads(networks).items() if name.endswith(f"_{network}")]
+        return str(ip)
+
+    # Nothing of the control plane or of the store's servers answers, by name or by its address.
+    targets = [f"{s}:{p}" for s, p in CONTROL_PLANE.items()]
+    targets += [f"{address(s, 'control')}:{p}" for s, p in CONTROL_PLANE.items()]
+    targets += [f"objectstore:{p}" for p in STORE_SERVERS]
+    targets += [f"{address('objectstore', 'store')}:{p}" for p in STORE_SERVERS]
+    needed = ["mlflow:5000", "objectstore-gateway:8333"]  # the model registry, and the store's S3 API
+    probe = project.compose("exec", "-T", "webapp", "python", "-c", PROBES, "reach", *targets, *needed).stdout
     reach = json.loads(probe.strip().splitlines()[-1])
-    assert reach.pop("mlflow:5000") == "open"  # what it needs: the model registry
+    assert [reach.pop(target) for target in needed] == ["open", "open"]
     assert {t: r for t, r in reach.items() if r == "open"} == {}, reach
+
+    # The gateway's gRPC port (S3 port + 10000), which could change its identities, takes no client:
+    # no answer in clear, and TLS without the certificate nobody has is refused.
+    grpc = project.compose("exec", "-T", "webapp", "python", "-c", PROBES, "grpc", "objectstore-gateway", "18333")
+    answers = json.loads(grpc.stdout.strip().splitlines()[-1])
+    assert probes.takes_clients(answers) == [], answers
+    assert "CERTIFICATE_REQUIRED" in answers["tls"], answers
+    # With the web app's identity, the store gives nothing of the training data.
+    with pytest.raises(StorageError, match="refused this service's credentials"):
+        storage.files(project.store_location("s3://fsdl-data", "webapp"))
     # Prometheus, on both networks, still scrapes it (test_prometheus_scrapes_the_web_app_... below).
 
-    # It mounts its own folders only: no train or test data, no Airflow or MLflow state.
-    listing = project.compose("exec", "-T", "webapp", "ls", "-A", "/opt/fsdl/data", "/opt/fsdl/storage").stdout
-    assert listing.split("\n\n")[0].split()[1:] == ["feedback"], listing
-    assert listing.split("\n\n")[1].split()[1:] == ["webapp"], listing
+    # It mounts its state folder only: no data, no Airflow or MLflow state.
+    listing = project.compose("exec", "-T", "webapp", "ls", "-A", "/opt/fsdl/storage").stdout
+    assert listing.split() == ["webapp"], listing
     mounts = json.loads(docker("inspect", "-f", "{{json .Mounts}}", project.container("webapp")).stdout)
-    assert sorted(m["Destination"] for m in mounts) == ["/opt/fsdl/data/feedback", "/opt/fsdl/storage/webapp"]
+    assert sorted(m["Destination"] for m in mounts) == ["/opt/fsdl/storage/webapp"]
 
     # Redis asks for its password; the workers have it.
     assert "NOAUTH" in project.compose("exec", "-T", "redis", "redis-cli", "ping").stdout
@@ -294,14 +310,14 @@ def test_flywheel_turns_through_the_containers(project):
             break
     assert correction is not None, "the model classified every sample photo correctly: no correction to send"
     assert correction["review_state"] == "pending"
-    assert not list((project.dir / "data" / "feedback").rglob("*.jpg")), "an answer reached training unreviewed"
+    assert correction["kept"] is True
+    answers = "s3://fsdl-uploads/feedback/intel_scenes"
+    unreviewed = [name for name in stored(project, answers) if name.endswith(".jpg")]
+    assert not unreviewed, "an answer reached training unreviewed"
 
-    # The reviewer accepts it through the review API; only then is it a file for training.
+    # The reviewer accepts it through the review API; only then is it an object for training.
     (decision,) = webapp.review([{"prediction_id": correction["prediction_id"], "action": "accept"}])
-    stored = project.dir / "data" / "feedback" / "intel_scenes" / decision["path"]
-    assert stored.is_file(), f"{stored} is not on the host"
-    uid = int(project.env["AIRFLOW_UID"])
-    assert stored.stat().st_uid == uid != 0, f"{stored} belongs to uid {stored.stat().st_uid}, not AIRFLOW_UID {uid}"
+    assert decision["path"] in stored(project, answers)
 
     # The sync merges it and updates the asset, which starts the parallel training by itself.
     known = {r["dag_run_id"] for r in airflow.runs("intel_scenes_parallel")}
@@ -309,10 +325,12 @@ def test_flywheel_turns_through_the_containers(project):
     wait_success(project, airflow, "feedback_sync", sync, 300)
     states = {t["task_id"]: t["state"] for t in airflow.task_instances("feedback_sync", sync)}
     assert states == {"merge_feedback": "success", "publish": "success"}
-    assert not stored.exists(), "the sync left the feedback file in place"
-    label, name = decision["path"].split("/")
-    merged = project.dir / "data" / "raw" / "intel_scenes" / "train" / label / name
-    assert merged.is_file()
+    assert decision["path"] not in stored(project, answers), "the sync left the answer in place"
+    assert f"train/{decision['path']}" in stored(project, "s3://fsdl-data/raw/intel_scenes")
+    # Its task log is on the store, and Airflow's API serves it from there.
+    logs = stored(project, "s3://fsdl-logs/airflow")
+    assert [name for name in logs if f"run_id={sync}/" in name and "task_id=merge_feedback/" in name], sorted(logs)
+    assert "merge_feedback" in json.dumps(airflow.task_log("feedback_sync", sync, "merge_feedback"))
 
     run = airflow.wait_for_new_run("intel_scenes_parallel", known, 180)
     assert run["run_type"] == "asset_triggered", run

@@ -12,8 +12,10 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from fsdl_deploy.objectstore import local_ports
 from fsdl_lib import storage
 from fsdl_lib.exceptions import StorageError
+from fsdl_tools import probes
 from fsdl_tools.clients import wait_until
 from fsdl_tools.faults import kill_worker_mid_task
 
@@ -87,6 +89,10 @@ def test_the_data_is_on_the_object_store_and_no_folder_holds_it(stack):
     # The web app's identity reaches its own bucket, and none of the training data.
     with pytest.raises(StorageError, match="refused this service's credentials"):
         storage.files(stack.store_location("s3://fsdl-data", "webapp"))
+    # The S3 gateway's gRPC port, which would let any client replace its identities, takes none.
+    answers = probes.grpc_clients("127.0.0.1", local_ports(stack.ports["OBJECTSTORE_PORT"])["s3.port.grpc"])
+    assert probes.takes_clients(answers) == [], answers
+    assert "CERTIFICATE_REQUIRED" in answers["tls"], answers
 
 
 def test_task_logs_are_read_from_the_object_store(stack):

@@ -52,9 +52,22 @@ def _objectstore_start(args: argparse.Namespace) -> int:
         folder,
         objectstore.local_ports(settings.objectstore_port),
         objectstore.credentials_from(os.environ),
+        objectstore.gateway_tls_from(os.environ),
         host=settings.objectstore_bind_host,
     )
     print(f"object store at {endpoint} (data in {folder}), buckets: {', '.join(objectstore.BUCKETS.values())}")
+    return 0
+
+
+def _objectstore_prepare(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not settings.s3_endpoint_url:
+        raise ValueError("FSDL_S3_ENDPOINT_URL is not set: no object store to prepare")
+    created = objectstore.wait_and_prepare(
+        settings.s3_endpoint_url, objectstore.admin_credentials_from(os.environ), timeout=args.timeout
+    )
+    print(f"object store at {settings.s3_endpoint_url}: buckets {', '.join(objectstore.BUCKETS.values())} "
+          f"(created {', '.join(created) or 'none'}), policies set")  # fmt: skip
     return 0
 
 
@@ -90,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         help="start the local modes' object store (SeaweedFS) unless it runs; create its buckets and policies",
     )
     store.set_defaults(func=_objectstore_start)
+
+    prepare = sub.add_parser(
+        "objectstore-prepare",
+        help="wait for the store at FSDL_S3_ENDPOINT_URL, then create its buckets and set their policies as "
+        "the admin identity (OBJECTSTORE_ADMIN_ACCESS_KEY and _SECRET_KEY)",
+    )
+    prepare.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the store (default 120)")
+    prepare.set_defaults(func=_objectstore_prepare)
 
     args = parser.parse_args(argv)
     try:

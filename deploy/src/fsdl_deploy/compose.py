@@ -15,6 +15,7 @@ from typing import Final
 
 import yaml
 
+from fsdl_deploy import objectstore
 from fsdl_deploy.environment import (
     CONTAINER_SETTINGS,
     PIPELINES_MLFLOW_USER,
@@ -48,8 +49,8 @@ PER_SERVICE: Final = frozenset(
         "FSDL_S3_SECRET_ACCESS_KEY", "WEBAPP_UPLOADS_URL", "WEBAPP_S3_ACCESS_KEY_ID", "WEBAPP_S3_SECRET_ACCESS_KEY",
     }
 )  # fmt: skip
-"""Where the data is and with which credentials: each service's own, never one value for all (the
-containers keep the data on the shared volume until compose runs the object store)."""
+"""Where the data is and with which credentials: each service's own (:func:`store_environment`), never
+one value for all."""
 
 WEBAPP_FIXED: Final = {
     "WEBAPP_BIND_HOST": "0.0.0.0",  # inside the container; the host side is its ports entry
@@ -88,6 +89,34 @@ def paths() -> dict[str, str]:
     return {name: CONTAINER_SETTINGS[name] for name in ("FSDL_DATA_DIR", "FSDL_STORAGE_DIR")}
 
 
+def _identities() -> dict[str, tuple[str, str]]:
+    """Every store identity's access key id and secret, as references to ``.env``."""
+    return {
+        identity: tuple(required(name) for name in objectstore.credential_variables(identity))  # type: ignore[misc]
+        for identity in objectstore.IDENTITIES
+    }
+
+
+def store_environment(service: str) -> dict[str, str]:
+    """Where ``service`` (``workers`` for Airflow's containers, or ``webapp``) keeps its data on the
+    store, and its own identity there (the secrets ``make secrets`` wrote)."""
+    env = objectstore.service_environment(objectstore.container_endpoint(), _identities())
+    if service == "webapp":  # its uploads and the answers it keeps, with its identity only
+        names = ("FSDL_FEEDBACK_URL", "WEBAPP_UPLOADS_URL", "FSDL_S3_ENDPOINT_URL", "WEBAPP_S3_ACCESS_KEY_ID",
+                 "WEBAPP_S3_SECRET_ACCESS_KEY")  # fmt: skip
+    else:
+        names = tuple(name for name in env if not name.startswith("WEBAPP_"))
+    return {name: env[name] for name in names}
+
+
+def gateway_container() -> dict[str, str]:
+    """The S3 gateway's environment: the identity file (secrets as references to ``.env``) and its gRPC key."""
+    return {
+        "OBJECTSTORE_IDENTITIES": objectstore.identity_config(_identities(), indent=None),
+        objectstore.GATEWAY_TLS: required(objectstore.GATEWAY_TLS),
+    }
+
+
 def airflow_containers() -> dict[str, str]:
     """Every Airflow container's environment (API server, scheduler, DAG processor, worker, Flower)."""
     settings = container_settings()
@@ -98,6 +127,7 @@ def airflow_containers() -> dict[str, str]:
         **env,
         **paths(),
         **domain_settings(),
+        **store_environment("workers"),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         # The DAGs' MLflow login (mlflow/accounts.py creates it).
         "MLFLOW_TRACKING_USERNAME": PIPELINES_MLFLOW_USER,
@@ -125,8 +155,16 @@ def webapp_container() -> dict[str, str]:
         **domain_settings(),
         **web,
         **WEBAPP_FIXED,
+        **store_environment("webapp"),
         "MLFLOW_TRACKING_URI": container_settings().mlflow_tracking_uri,
     }
+
+
+STORE_COMMANDS: Final = {
+    objectstore.CONTAINER["store"]: objectstore.container_server_command,
+    objectstore.CONTAINER["gateway"]: objectstore.container_gateway_command,
+}
+"""The object store's services (not processes of the local modes, so not roles): their commands."""
 
 
 def _scalar(value: str) -> str:
@@ -146,8 +184,11 @@ def generated_block() -> str:
     lines += _mapping("airflow-environment", airflow_containers())
     lines += _mapping("mlflow-environment", mlflow_container())
     lines += _mapping("webapp-environment", webapp_container())
+    lines += _mapping("objectstore-gateway-environment", gateway_container())
     for name, role in ROLES.items():
         lines.append(f"  {name}-command: &{name}-command {json.dumps(role.container())}")
+    for name, command in STORE_COMMANDS.items():
+        lines.append(f"  {name}-command: &{name}-command {json.dumps(command())}")
     lines.append(END)
     return "\n".join(lines) + "\n"
 
@@ -164,11 +205,12 @@ def check_services_use_the_block(text: str) -> list[str]:
     """Problems with how the services use the block: a role whose service runs another command."""
     config = yaml.safe_load(text)
     problems = []
-    for name, role in ROLES.items():
+    commands = {**{name: role.container for name, role in ROLES.items()}, **STORE_COMMANDS}
+    for name, command in commands.items():
         service = config["services"].get(name)
         if service is None:
             problems.append(f"docker-compose.yml has no service {name}")
-        elif service.get("command") != role.container():
+        elif service.get("command") != command():
             problems.append(f"service {name} does not run *{name}-command")
     return problems
 

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -67,6 +67,11 @@ def bucket_policies() -> dict[str, str]:
 
 
 IDENTITIES: Final = ("admin", *ACCESS)
+IDENTITY_ROLES: Final = {
+    "admin": "creates the buckets and their policies at start-up; no service holds it",
+    "workers": "every Airflow process: reads and writes the data, uploads and logs",
+    "webapp": "the web app: its uploads and answers only",
+}
 
 LOCATIONS: Final = {
     "FSDL_DATA_URL": f"s3://{BUCKETS['data']}",
@@ -107,7 +112,23 @@ def credentials_from(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     return {identity: tuple(environ[name] for name in credential_variables(identity)) for identity in IDENTITIES}  # type: ignore[misc]
 
 
-def identity_config(credentials: dict[str, tuple[str, str]]) -> str:
+def gateway_tls_from(environ: Mapping[str, str]) -> str:
+    """The gateway's gRPC key and certificate (:data:`GATEWAY_TLS`) from ``environ``."""
+    if not environ.get(GATEWAY_TLS):
+        raise ValueError(f"{GATEWAY_TLS} not set: run `make secrets` (or scripts/local-env.sh) first")
+    return environ[GATEWAY_TLS]
+
+
+def location_as(identity: str, url: str, endpoint: str, secrets: Mapping[str, str]) -> Path:
+    """``url`` (s3://...) on the store at ``endpoint``, as ``identity`` reaches it with its keys in
+    ``secrets`` (what ``make secrets`` wrote)."""
+    from fsdl_lib.storage import ObjectStore, location
+
+    key, secret = (secrets[name] for name in credential_variables(identity))
+    return location(url, ObjectStore(endpoint, key, secret))
+
+
+def identity_config(credentials: dict[str, tuple[str, str]], *, indent: int | None = 2) -> str:
     """SeaweedFS's S3 identity file (JSON) for ``credentials``: identity name (``admin`` and the
     services of :data:`ACCESS`) → (access key id, secret access key)."""
     unknown = set(credentials) - {"admin", *ACCESS}
@@ -120,7 +141,7 @@ def identity_config(credentials: dict[str, tuple[str, str]]) -> str:
         else:
             actions = [f"{action}:{BUCKETS[bucket]}" for bucket, allowed in ACCESS[name].items() for action in allowed]
         identities.append({"name": name, "credentials": [{"accessKey": key, "secretKey": secret}], "actions": actions})
-    return json.dumps({"identities": identities}, indent=2)
+    return json.dumps({"identities": identities}, indent=indent)
 
 
 PORT_FLAGS: Final = (
@@ -170,6 +191,75 @@ def server_command(
     ]  # fmt: skip
 
 
+GATEWAY_TLS: Final = "OBJECTSTORE_GATEWAY_TLS"
+"""The ``.env`` variable (``make secrets``) holding the S3 gateway's gRPC key and certificate (:func:`gateway_tls`)."""
+
+
+def gateway_tls() -> str:
+    """A new private key and a self-signed certificate for the S3 gateway's gRPC port, as one PEM text
+    (base64, for an env file), made with ``openssl``.
+
+    SeaweedFS's S3 gateway always listens for gRPC too (its S3 port + 10000), and that service lets any
+    client that reaches it replace the gateway's identities (``Configure``). Given this pair as its
+    certificate and as the only authority it trusts for clients (:func:`security_toml`), the gateway
+    asks every gRPC client for a certificate that only the holder of this key could sign: none is ever
+    made, so the port refuses everyone, while the S3 API is unchanged. The platform needs nothing of
+    that port."""
+    import base64
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise FileNotFoundError("openssl is needed to make the object store gateway's key (apt-get install openssl)")
+    made = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "36500", "-subj", "/CN=fsdl-objectstore-gateway", "-keyout", "-", "-out", "-"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0 or b"PRIVATE KEY" not in made.stdout:
+        raise RuntimeError(f"openssl could not make the gateway's key: {made.stderr.decode(errors='replace')[-500:]}")
+    return base64.b64encode(made.stdout).decode()
+
+
+def security_toml(pem: str) -> str:
+    """SeaweedFS's ``security.toml`` that puts the S3 gateway's gRPC behind the key and certificate in
+    the file ``pem`` (:func:`gateway_tls`); every other server's gRPC and every client are unchanged."""
+    return f'[grpc]\nca = "{pem}"\n\n[grpc.s3]\ncert = "{pem}"\nkey = "{pem}"\n'
+
+
+CONTAINER: Final = {"store": "objectstore", "gateway": "objectstore-gateway", "s3_port": 8333, "filer_port": 8888}
+"""Compose's store: the service holding the data (master, volume and filer servers, on the ``store``
+network only) and the S3 gateway in front of it (the one part other services reach), with their ports."""
+
+
+def container_endpoint() -> str:
+    """Where the containers reach the store's S3 API."""
+    return f"http://{CONTAINER['gateway']}:{CONTAINER['s3_port']}"
+
+
+def container_server_command() -> list[str]:
+    """The store's data servers in compose (``weed server`` without its S3 gateway), data in /data."""
+    return [
+        "server", "-dir=/data", f"-ip={CONTAINER['store']}", "-ip.bind=0.0.0.0", "-filer",
+        "-volume.max=0", "-master.volumeSizeLimitMB=256",
+    ]  # fmt: skip
+
+
+def container_gateway_command() -> list[str]:
+    """The S3 gateway in compose, as arguments of ``/bin/sh``: writes its identity file and
+    ``security.toml`` (:func:`security_toml`) from its environment into a private folder, then runs
+    ``weed s3`` there."""
+    folder = "/tmp/fsdl-objectstore"
+    script = " && ".join([
+        f"umask 077 && mkdir -p {folder} && cd {folder}",
+        "printf '%s' \"$$OBJECTSTORE_IDENTITIES\" > s3.json",
+        f"printf '%s' \"$${GATEWAY_TLS}\" | base64 -d > grpc.pem",
+        f"printf '{security_toml(folder + '/grpc.pem')}' > security.toml".replace("\n", "\\n"),
+        f"exec weed s3 -filer={CONTAINER['store']}:{CONTAINER['filer_port']} -ip={CONTAINER['gateway']} "
+        f"-ip.bind=0.0.0.0 -port={CONTAINER['s3_port']} -port.iceberg=0 -port.lance=0 -config={folder}/s3.json",
+    ])  # fmt: skip
+    return ["-c", script]  # for the entrypoint /bin/sh
+
+
 def prepare(store: object) -> list[str]:
     """Create the buckets a running store lacks and set their policies, as the admin identity of
     ``store`` (a :class:`fsdl_lib.storage.ObjectStore`); return the buckets it created."""
@@ -189,44 +279,75 @@ def prepare(store: object) -> list[str]:
     return created
 
 
-def start_local(folder: Path, ports: dict[str, int], credentials: dict[str, tuple[str, str]], *, host: str,
-                timeout: float = 90.0) -> str:  # fmt: skip
-    """The local modes' store: ``weed server`` keeping its data, identity file and log in ``folder``,
-    started in a session of its own unless its S3 API already answers, then prepared (:func:`prepare`);
-    return its endpoint. The process carries this environment (the platform's instance marker), so
-    stopping the platform stops it."""
+def start_local(folder: Path, ports: dict[str, int], credentials: dict[str, tuple[str, str]], tls: str, *,
+                host: str, timeout: float = 90.0) -> str:  # fmt: skip
+    """The local modes' store: ``weed server`` keeping its data, identity file, ``security.toml`` (its
+    S3 gateway's gRPC behind ``tls``, :func:`gateway_tls`) and log in ``folder``, started there in a
+    session of its own unless its S3 API already answers, then prepared (:func:`prepare`); return its
+    endpoint. The process carries this environment (the platform's instance marker), so stopping the
+    platform stops it."""
+    import base64
+
     from fsdl_deploy.secrets import write_private
-    from fsdl_lib.exceptions import StorageError
-    from fsdl_lib.storage import ObjectStore
 
     config = folder / "s3.json"
     write_private(config, identity_config(credentials))
+    write_private(folder / "grpc.pem", base64.b64decode(tls).decode())
+    write_private(folder / "security.toml", security_toml(str(folder / "grpc.pem")))
     endpoint = local_endpoint(host, ports["s3.port"])
-    admin = ObjectStore(endpoint, *credentials["admin"])
     log = folder / "weed.log"
     proc = None
     if not _answers(endpoint):
         (folder / "data").mkdir(parents=True, exist_ok=True)
         command = server_command(weed_binary(), str(folder / "data"), str(config), ports, host=host)
         with log.open("ab") as out:
-            proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            proc = subprocess.Popen(  # in folder: weed reads ./security.toml
+                command, cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def exited() -> str | None:
+        if proc is None or proc.poll() is None:
+            return None
+        return f"weed exited with {proc.returncode}; its log {log} ends:\n{_tail(log)}"
+
+    wait_and_prepare(endpoint, credentials["admin"], timeout=timeout, died=exited, log=log)
+    return endpoint
+
+
+def admin_credentials_from(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The admin identity's (access key id, secret) from ``environ``; a missing one is named."""
+    names = credential_variables("admin")
+    missing = [name for name in names if not environ.get(name)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not set: run `make secrets` first")
+    return environ[names[0]], environ[names[1]]
+
+
+def wait_and_prepare(
+    endpoint: str, admin: tuple[str, str], *, timeout: float, died: Callable[[], str | None] = lambda: None,
+    log: Path | None = None,
+) -> list[str]:  # fmt: skip
+    """Wait until the store at ``endpoint`` answers, then :func:`prepare` it as ``admin``; return the
+    buckets created. ``died`` says why the store's process is gone, if it is."""
+    from fsdl_lib.exceptions import StorageError
+    from fsdl_lib.storage import ObjectStore
+
+    store = ObjectStore(endpoint, *admin)
     deadline = time.monotonic() + timeout
     while True:
-        if proc is not None and proc.poll() is not None:
-            raise StorageError(f"weed exited with {proc.returncode}; its log {log} ends:\n{_tail(log)}")
+        reason = died()
+        if reason:
+            raise StorageError(reason)
         try:
             if _answers(endpoint):
-                prepare(admin)
-                return endpoint
+                return prepare(store)
         except StorageError:
             if time.monotonic() > deadline:
                 raise
         if time.monotonic() > deadline:
-            raise StorageError(
-                f"the object store at {endpoint} did not answer in {timeout:.0f} s; {log} ends:\n{_tail(log)}"
-            )
+            tail = f"; {log} ends:\n{_tail(log)}" if log else ""
+            raise StorageError(f"the object store at {endpoint} did not answer in {timeout:.0f} s{tail}")
         time.sleep(0.5)
 
 

@@ -6,7 +6,8 @@ usage: python -m fsdl_deploy.secrets FILE [--compose]
 left readable by its owner only (0600). The logins it generates are printed once, on standard
 output; later runs print nothing (the values stay in FILE).
 
-The standard library only: `make secrets` runs it with the system's Python, before any venv exists.
+The standard library only (and the `openssl` command for the object store gateway's key): `make secrets` runs it
+with the system's Python, before any venv exists.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from fsdl_deploy.objectstore import IDENTITIES, credential_variables
+from fsdl_deploy.objectstore import GATEWAY_TLS, IDENTITIES, credential_variables, gateway_tls
 
 
 def token(length: int = 32) -> str:
@@ -46,6 +47,7 @@ for _identity in IDENTITIES:  # the object store's (fsdl_deploy.objectstore): an
     _key, _secret = credential_variables(_identity)
     SECRETS[_key] = lambda prefix=_identity: f"{prefix}-{token(9)}"
     SECRETS[_secret] = token
+SECRETS[GATEWAY_TLS] = gateway_tls
 
 
 def _airflow_uid() -> str:

@@ -95,7 +95,7 @@ build() {  # build TAG DOCKERFILE RECIPE [IMAGE BUILT ON IT...]
 #    slim image: no docs, man pages, locales or apt lists.
 debian_recipe=$(recipe_hash build.sh)
 debian_dependants=(python:3.11-slim-bookworm redis:7.2-bookworm postgres:16-bookworm prom/prometheus:v2.53.0
-    apache/airflow:3.3.2-python3.11)
+    apache/airflow:3.3.2-python3.11 chrislusf/seaweedfs:4.48)
 if ! wanted debian:bookworm-slim "${debian_dependants[@]}"; then
     say "debian:bookworm-slim: present (not rebuilt)"
 elif $force || ! current debian:bookworm-slim "$debian_recipe"; then
@@ -129,10 +129,12 @@ else
 fi
 
 python_recipe=$(recipe_hash python.Dockerfile "$debian_recipe")
-build python:3.11-slim-bookworm python.Dockerfile "$python_recipe" apache/airflow:3.3.2-python3.11
+build python:3.11-slim-bookworm python.Dockerfile "$python_recipe" apache/airflow:3.3.2-python3.11 \
+    chrislusf/seaweedfs:4.48
 build redis:7.2-bookworm redis.Dockerfile "$(recipe_hash redis.Dockerfile "$debian_recipe")"
 build postgres:16-bookworm postgres.Dockerfile "$(recipe_hash postgres.Dockerfile postgres-entrypoint.sh "$debian_recipe")"
 build prom/prometheus:v2.53.0 prometheus.Dockerfile "$(recipe_hash prometheus.Dockerfile "$debian_recipe")"
+build chrislusf/seaweedfs:4.48 seaweedfs.Dockerfile "$(recipe_hash seaweedfs.Dockerfile "$python_recipe")"
 build apache/airflow:3.3.2-python3.11 airflow.Dockerfile \
     "$(recipe_hash airflow.Dockerfile airflow-entrypoint.sh "$python_recipe")"
 say "stand-in base images ready"

@@ -173,7 +173,7 @@ class ComposeProject:
             [sys.executable, "-m", "fsdl_deploy.secrets", ".env", "--compose"], cwd=self.dir, check=True,
             capture_output=True,
         )  # fmt: skip
-        published = ("AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT", "PROMETHEUS_PORT")
+        published = ("AIRFLOW_PORT", "MLFLOW_PORT", "WEBAPP_PORT", "FLOWER_PORT", "PROMETHEUS_PORT", "OBJECTSTORE_PORT")
         ports = {name: str(free_port()) for name in published}
         with (self.dir / ".env").open("a") as env:
             env.write("\n# --- the live compose test ---\n")
@@ -192,6 +192,12 @@ class ComposeProject:
 
     def url(self, port_variable: str) -> str:
         return f"http://127.0.0.1:{self.env[port_variable]}"
+
+    def store_location(self, url: str, identity: str = "admin") -> Path:
+        """``url`` (s3://...) on the project's object store (its published S3 port), as ``identity``."""
+        from fsdl_deploy.objectstore import location_as
+
+        return location_as(identity, url, self.url("OBJECTSTORE_PORT"), self.env)
 
     # --- compose ------------------------------------------------------------------------------
     def compose(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:

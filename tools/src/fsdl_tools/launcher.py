@@ -228,12 +228,9 @@ class LocalPlatform:
 
     def store_location(self, url: str, identity: str = "admin") -> Path:
         """``url`` (s3://...) on the distributed mode's object store, as ``identity`` reaches it."""
-        from fsdl_deploy.objectstore import credential_variables, local_endpoint
-        from fsdl_lib.storage import ObjectStore, location
+        from fsdl_deploy.objectstore import local_endpoint, location_as
 
-        key, secret = (self.logins[name] for name in credential_variables(identity))
-        endpoint = local_endpoint("127.0.0.1", self.ports["OBJECTSTORE_PORT"])
-        return location(url, ObjectStore(endpoint, key, secret))
+        return location_as(identity, url, local_endpoint("127.0.0.1", self.ports["OBJECTSTORE_PORT"]), self.logins)
 
     def flower_auth(self) -> tuple[str, str]:
         return "admin", self.logins["FLOWER_PASSWORD"]
