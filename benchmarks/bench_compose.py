@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench_flywheel import photos, prepare_scenes, say, turn_distributed, turnaround
 
+from fsdl_lib import storage
 from fsdl_tools.clients import AirflowClient, WebappClient
 from fsdl_tools.compose import ComposeProject, docker, offline_settings
 from fsdl_tools.flywheel import Flywheel
@@ -60,10 +61,18 @@ def main() -> None:
                 size = int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout) / 2**30
                 results[f"image {image}"] = f"{size:.2f} GiB"
 
-            n_train = prepare_scenes(project.dir / "data" / "raw" / "intel_scenes", args.train_images)
+            scenes = tmp / "intel_scenes"
+            n_train = prepare_scenes(scenes, args.train_images)
             results["up until every service healthy"] = (
                 f"{project.timed('up', '--detach', '--wait', '--wait-timeout', '900'):.0f} s"
             )
+            # airflow-init seeded the sample photos into the store; add what prepare_scenes grew.
+            bucket = project.store_location("s3://fsdl-data/raw/intel_scenes")
+            present = storage.files(bucket)
+            for photo in scenes.rglob("*.jpg"):
+                name = photo.relative_to(scenes).as_posix()
+                if name not in present:
+                    storage.write_bytes(bucket / name, photo.read_bytes())
             time.sleep(20)
             at_rest = project.memory()
 

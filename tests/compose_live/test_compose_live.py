@@ -197,7 +197,8 @@ def test_every_control_surface_asks_for_its_generated_login(project):
     # Compose refuses to start without any one of the secrets, rather than falling back to a default.
     text = (project.dir / ".env").read_text()
     for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "MLFLOW_AUTH_ADMIN_PASSWORD",
-                 "FLOWER_PASSWORD", "PROMETHEUS_PASSWORD"):  # fmt: skip
+                 "FLOWER_PASSWORD", "PROMETHEUS_PASSWORD", "OBJECTSTORE_WEBAPP_SECRET_KEY",
+                 "OBJECTSTORE_GATEWAY_TLS"):  # fmt: skip
         without = "\n".join(line for line in text.splitlines() if not line.startswith(f"{name}="))
         (project.dir / "without.env").write_text(without + "\n")
         refused = project.compose("--env-file", "without.env", "config", "--quiet", check=False)
