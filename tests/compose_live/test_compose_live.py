@@ -306,12 +306,12 @@ def test_flywheel_turns_through_the_containers(project):
         prediction = webapp.predict(fresh_photo(photo), f"{photo.stem}-mirrored.jpg")
         assert prediction["label"] in SCENE_CLASSES
         assert prediction["model"]["version"] == first["version"]
+        assert prediction["kept"] is True  # the upload is in the store
         if prediction["label"] != photo.parent.name:
             correction = webapp.feedback(prediction["prediction_id"], False, photo.parent.name)
             break
     assert correction is not None, "the model classified every sample photo correctly: no correction to send"
     assert correction["review_state"] == "pending"
-    assert correction["kept"] is True
     answers = "s3://fsdl-uploads/feedback/intel_scenes"
     unreviewed = [name for name in stored(project, answers) if name.endswith(".jpg")]
     assert not unreviewed, "an answer reached training unreviewed"
