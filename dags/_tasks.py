@@ -103,18 +103,53 @@ def create_experiment() -> str:
     return get_or_create_experiment(load_settings().scenes_experiment)
 
 
+@task
+def plan_extraction() -> list[dict[str, Any]]:
+    """The new or changed images, in shards of FSDL_EXTRACT_SHARD_SIZE (one mapped task each)."""
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.scenes.dataset import plan_extraction as plan
+
+    return plan(load_settings())
+
+
 @task(
-    execution_timeout=timedelta(hours=3),  # the first run over the full dataset is long
+    execution_timeout=timedelta(hours=1),
+    map_index_template="{{ shard_name }}",
+    # Outside the compute pool, which counts every worker's cores as one: a shard takes its own
+    # worker's share of that host's cores (its cores over its Celery slots), so shards spread over
+    # the hosts and each runs as fast as its host allows.
+)
+def extract_features(shard: dict[str, Any]) -> dict[str, Any]:
+    """Extract one shard's features into the data's scratch space."""
+    from airflow.sdk import get_current_context
+
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.scenes.dataset import extract_shard
+
+    get_current_context()["shard_name"] = f"{shard['split']} ({len(shard['records'])} images)"
+    limit_threads()
+    return extract_shard(load_settings(), shard)
+
+
+@task(
+    execution_timeout=timedelta(hours=3),  # extracts what no shard covered (images added since the plan)
     pool=COMPUTE_POOL,
     pool_slots=compute_slots(),  # alone on every core: nothing else can use them meanwhile
+    trigger_rule="none_failed",  # no shard at all (nothing new) skips extract_features, not this
 )
-def create_dataset() -> dict[str, Any]:
-    """Extract ResNet50 features of new or changed images (incremental); returns the dataset version."""
+def create_dataset(shards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Take the shards' features into the incremental caches of both splits; returns the dataset version."""
     from fsdl_lib.config import load_settings
     from fsdl_lib.scenes import create_dataset as run
 
     limit_threads()
-    return run(load_settings()).as_dict()
+    return run(load_settings(), list(shards or [])).as_dict()
+
+
+def scene_dataset() -> Any:
+    """The dataset tasks: plan the extraction, extract its shards (mapped: on as many workers as
+    there are), take them in. Returns the dataset's description for the training tasks."""
+    return create_dataset(extract_features.expand(shard=plan_extraction()))
 
 
 TRAINING_PARAM = Param(

@@ -24,10 +24,10 @@ from _tasks import (
     SCENES_TRAIN_ASSET,
     TRAINING_PARAM,
     compute_slots,
-    create_dataset,
     create_experiment,
     plan_training,
     register_best,
+    scene_dataset,
     train,
 )
 from fsdl_lib.candidates import CANDIDATES
@@ -61,7 +61,7 @@ def intel_scenes_parallel():
         return train(candidate, dataset, experiment_id, plan)
 
     planned = plan_training()  # one {"candidate", "plan"} per candidate to train
-    dataset = create_dataset()
+    dataset = scene_dataset()
     results = train_candidate.partial(dataset=dataset, experiment_id=create_experiment()).expand_kwargs(planned)
     register_best(results, dataset, planned)
 

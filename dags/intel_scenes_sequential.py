@@ -7,8 +7,10 @@ another in a single task**, then the best one registered. The parallel variant
 
 1. **plan_training**: every candidate (the `training` parameter can ask for a refit of the served
    candidate only, as the parallel variant does after new feedback).
-2. **create_dataset**: incremental features of `data/raw/intel_scenes/{train,test}` (only new or
-   changed images are extracted); returns the dataset version.
+2. **plan_extraction**, **extract_features**, **create_dataset**: incremental features of
+   `raw/intel_scenes/{train,test}`: only new or changed images are extracted, in shards of
+   `FSDL_EXTRACT_SHARD_SIZE` (one mapped task each, so workers on several hosts share them), then
+   taken into the feature caches; returns the dataset version.
 3. **create_experiment**: get or create the `intel-scenes` experiment.
 4. **train_candidates**: LogisticRegression (C=1, C=2, L1), SVM (RBF), KNN (k=3, k=7), each one
    MLflow run with validation and test metrics, a confusion matrix and the model.
@@ -22,7 +24,15 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from _tasks import TRAINING_PARAM, compute_slots, create_dataset, create_experiment, plan_training, register_best, train
+from _tasks import (
+    TRAINING_PARAM,
+    compute_slots,
+    create_experiment,
+    plan_training,
+    register_best,
+    scene_dataset,
+    train,
+)
 from fsdl_lib.resources import COMPUTE_POOL
 
 
@@ -47,7 +57,7 @@ def intel_scenes_sequential():
         return [train(entry["candidate"], dataset, experiment_id, entry["plan"]) for entry in planned]
 
     planned = plan_training()  # one {"candidate", "plan"} per candidate to train
-    dataset = create_dataset()
+    dataset = scene_dataset()
     register_best(train_candidates(dataset, create_experiment(), planned), dataset, planned)
 
 

@@ -1,5 +1,7 @@
 """Both scene DAGs end to end with dag.test() on the sample photos, against a real MLflow server."""
 
+import shutil
+
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -7,7 +9,8 @@ from mlflow import MlflowClient
 from fsdl_lib.candidates import CANDIDATES
 from fsdl_lib.dataset import parse_manifest
 from fsdl_lib.tracking import resolve_alias
-from tests.dags.conftest import load_dag
+from tests.conftest import ROOT
+from tests.dags.conftest import dag_bag, load_dag
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +69,58 @@ def test_scene_dag_trains_candidates_and_registers_a_challenger(airflow_db, mlfl
     assert info.signature is not None
     model = mlflow.sklearn.load_model(f"models:/intel-scenes/{version.version}")
     assert set(model.classes_) == {"buildings", "forest", "glacier", "mountain", "sea", "street"}
+
+
+def test_the_dataset_tasks_map_the_extraction_over_shards_and_the_next_run_finds_none(
+    airflow_db, scene_env, tmp_path, monkeypatch
+):
+    """plan_extraction -> extract_features (one mapped task per shard) -> create_dataset, run twice as
+    the scene DAGs run them: the first extracts the 120 photos in three shards and takes them in; the
+    second finds nothing new, so no shard is mapped (the task is skipped), and create_dataset still
+    runs and describes the same dataset."""
+    from airflow import settings
+
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.feature_store import FeatureStore
+    from fsdl_lib.scenes.dataset import feature_cache
+
+    monkeypatch.setenv("FSDL_EXTRACT_SHARD_SIZE", "64")
+    # A DAG folder of its own: the DAGs' _tasks module, and one DAG of only its dataset tasks.
+    shutil.copy(ROOT / "dags" / "_tasks.py", tmp_path / "_tasks.py")
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(tmp_path))  # the bundle dag.test() syncs
+    dag_file = tmp_path / "scene_dataset_only.py"
+    dag_file.write_text(
+        "from datetime import UTC, datetime\n"
+        "from airflow.sdk import dag\n"
+        "from _tasks import scene_dataset\n\n"
+        "@dag(schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC))\n"
+        "def scene_dataset_only():\n"
+        "    scene_dataset()\n\n"
+        "scene_dataset_only()\n"
+    )
+    bag = dag_bag(dag_file)
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.get_dag("scene_dataset_only")
+
+    def run_and_count() -> tuple[dict[str, list[str]], str]:
+        run = dag.test()
+        assert run.state == "success", run
+        states: dict[str, list[str]] = {}
+        for ti in run.get_task_instances():
+            states.setdefault(ti.task_id, []).append(str(ti.state))
+        train = FeatureStore(feature_cache(load_settings(), "train")).load()
+        return states, train.version
+
+    first, version = run_and_count()
+    assert first == {
+        "plan_extraction": ["success"],
+        "extract_features": ["success"] * 3,  # train: 64 + 26, test: 30
+        "create_dataset": ["success"],
+    }
+    again, same = run_and_count()
+    assert again["extract_features"] == ["skipped"]
+    assert again["create_dataset"] == ["success"]
+    assert same == version
 
 
 def test_second_run_extracts_nothing_new(airflow_db, mlflow_server, scene_env):

@@ -18,6 +18,7 @@ from fsdl_deploy.objectstore import (
     server_command,
 )
 from fsdl_lib.storage import LOCKS_PREFIX as LEASES
+from fsdl_lib.storage import SCRATCH_PREFIX as SCRATCH
 
 
 def test_each_service_gets_exactly_its_buckets_actions_and_only_admin_administers():
@@ -32,14 +33,14 @@ def test_each_service_gets_exactly_its_buckets_actions_and_only_admin_administer
     assert keys["webapp"] == {"accessKey": "u", "secretKey": "U"}
 
 
-def test_deletes_in_the_data_and_log_buckets_are_the_admins_but_for_the_leases():
+def test_deletes_in_the_data_and_log_buckets_are_the_admins_but_for_leases_and_scratch():
     policies = {bucket: json.loads(policy) for bucket, policy in bucket_policies().items()}
     assert set(policies) == {BUCKETS["data"], BUCKETS["logs"]}
     for bucket, policy in policies.items():
         (statement,) = policy["Statement"]
         assert (statement["Effect"], statement["Action"]) == ("Deny", ["s3:DeleteObject"])
         assert sorted(statement["Principal"]["AWS"]) == sorted(f"arn:aws:iam::*:user/{name}" for name in ACCESS)
-        assert statement["NotResource"] == [f"arn:aws:s3:::{bucket}/{LEASES}/*"]
+        assert statement["NotResource"] == [f"arn:aws:s3:::{bucket}/{LEASES}/*", f"arn:aws:s3:::{bucket}/{SCRATCH}/*"]
 
 
 def test_an_identity_without_declared_access_is_refused():

@@ -260,3 +260,42 @@ def test_the_dataset_made_on_the_object_store_equals_the_one_made_on_a_folder(
     assert str(bucket.splits["train"].cache).startswith("s3://fsdl-data/")
     again = SceneDataset.from_dict(bucket.as_dict())  # as a training task gets it, in another process
     np.testing.assert_array_equal(again.load("train").features, folder.load("train").features)
+
+
+def test_extraction_sharded_over_tasks_gives_what_one_task_gives(tmp_path, sample_dir, data_root, monkeypatch):
+    """plan_extraction cuts the new images into shards, each extract_shard (a mapped task, in any
+    order, retried or not) keeps its own, and create_dataset takes them in: the same dataset version
+    and the very same features as one create_dataset that extracts everything itself; the shards'
+    files are gone after (on the store the workers' identity may delete them, and nothing else)."""
+    from fsdl_lib import storage
+    from fsdl_lib.scenes.dataset import extract_shard, plan_extraction, shards_folder
+    from tests.conftest import data_environment
+
+    def use(root):
+        monkeypatch.delenv("FSDL_DATA_URL", raising=False)
+        for variable, value in data_environment(root).items():
+            monkeypatch.setenv(variable, value)
+        return load_settings()
+
+    monkeypatch.setenv("FSDL_OFFLINE_WEIGHTS", "1")
+    monkeypatch.setenv("FSDL_IMAGE_SIZE", "64")
+    monkeypatch.setenv("FSDL_EXTRACT_SHARD_SIZE", "20")  # rounded up to 64: whole batches
+    seed_scenes(sample_dir, tmp_path / "one" / "raw" / "intel_scenes")
+    whole = create_dataset(use(tmp_path / "one"))
+
+    seed_scenes(sample_dir, data_root / "raw" / "intel_scenes")
+    settings = use(data_root)
+    shards = plan_extraction(settings)
+    assert [(s["split"], len(s["records"])) for s in shards] == [("train", 64), ("train", 26), ("test", 30)]
+    results = [extract_shard(settings, shard) for shard in reversed(shards)]
+    assert extract_shard(settings, shards[0]) == results[-1]  # a retried shard finds its own work
+    assert len(storage.files(shards_folder(settings))) == 3
+    sharded = create_dataset(settings, results)
+
+    assert sharded.version == whole.version
+    for split in ("train", "test"):
+        assert sharded.splits[split].extracted == whole.splits[split].extracted
+        np.testing.assert_array_equal(sharded.load(split).features, whole.load(split).features)
+    assert storage.files(shards_folder(settings)) == {}
+    assert plan_extraction(settings) == []  # nothing new: nothing to extract
+    assert create_dataset(settings, []).version == whole.version

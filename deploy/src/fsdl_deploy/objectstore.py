@@ -45,12 +45,15 @@ ADMIN_ACTIONS: Final = ("Admin", "Read", "List", "Tagging", "Write")
 ADMIN_ONLY_DELETES: Final = ("data", "logs")
 """The buckets where only the admin identity deletes (SeaweedFS's ``Write`` also allows deleting)."""
 LOCKS_PREFIX: Final = "locks/"
-"""Where the lease objects of locks live in a bucket: the one place services delete in the data bucket."""
+"""Where the lease objects of locks live in a bucket: a place services delete in the data bucket."""
+SCRATCH_PREFIX: Final = "scratch/"
+"""Where work in progress between tasks waits (an extraction's shards): the other place they delete."""
 
 
 def bucket_policies() -> dict[str, str]:
     """Each bucket's policy (S3 JSON): in :data:`ADMIN_ONLY_DELETES`, every service identity's
-    ``DeleteObject`` is refused, lease objects (:data:`LOCKS_PREFIX`) excepted."""
+    ``DeleteObject`` is refused, lease objects (:data:`LOCKS_PREFIX`) and work in progress
+    (:data:`SCRATCH_PREFIX`) excepted."""
     services = [f"arn:aws:iam::*:user/{name}" for name in ACCESS]
     policies = {}
     for role in ADMIN_ONLY_DELETES:
@@ -60,7 +63,7 @@ def bucket_policies() -> dict[str, str]:
             "Effect": "Deny",
             "Principal": {"AWS": services},
             "Action": ["s3:DeleteObject"],
-            "NotResource": [f"arn:aws:s3:::{bucket}/{LOCKS_PREFIX}*"],
+            "NotResource": [f"arn:aws:s3:::{bucket}/{prefix}*" for prefix in (LOCKS_PREFIX, SCRATCH_PREFIX)],
         }
         policies[bucket] = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
     return policies

@@ -132,6 +132,12 @@ class Settings(EnvSettings):
         0,
         "Slots of Airflow's fsdl_compute pool, one per thread the training tasks may run at once; 0: the cores.",
     )
+    extract_shard_size: int = setting(
+        "FSDL_EXTRACT_SHARD_SIZE",
+        1024,
+        "New images per extraction task: create_dataset maps the extraction over shards of this many (rounded "
+        "up to whole batches), which workers on several hosts take at once.",
+    )
     max_image_pixels: int = setting(
         "FSDL_MAX_IMAGE_PIXELS",
         25_000_000,

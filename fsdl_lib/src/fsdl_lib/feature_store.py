@@ -17,11 +17,12 @@ keeps two processes from updating one cache at once.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,14 @@ class FeatureStore:
         )
         storage.write_bytes(self.path, buffer.getvalue())
 
+    def pending(self, root: Path, extractor_id: str, *, classes: Sequence[str] = SCENE_CLASSES) -> list[FileRecord]:
+        """The images under ``root/<class>/`` whose features the cache lacks (new or changed), in the
+        order :meth:`update` would extract them: what a sharded extraction divides (:func:`extract`)."""
+        _check_split(root)
+        previous = self._previous(extractor_id)
+        cached = set(previous.records) if previous else set()
+        return [record for record in scan_split(root, classes) if record not in cached]
+
     def update(
         self,
         root: Path,
@@ -145,11 +154,14 @@ class FeatureStore:
         classes: Sequence[str] = SCENE_CLASSES,
         checkpoint_seconds: float = 60.0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        prepared: Sequence[FeatureSet] = (),
     ) -> tuple[FeatureSet, UpdateReport]:
-        """Bring the cache in line with the images under ``root/<class>/``; return it and a report."""
-        with storage.storage_errors(root, "listing"):
-            if not root.is_dir():
-                raise FileNotFoundError(f"split folder {root} does not exist")
+        """Bring the cache in line with the images under ``root/<class>/``; return it and a report.
+
+        ``prepared`` holds features already extracted elsewhere (the shards of :func:`extract`): an
+        image they cover, with the same content and backbone, is taken from them instead of being
+        extracted again."""
+        _check_split(root)
         with storage.locked(self.path.with_name(f".{self.path.name}.lock")) as lock:
             records = scan_split(root, classes)
             previous = self._previous(extractor.id)
@@ -159,22 +171,29 @@ class FeatureStore:
             removed = len(cached) - len(keep)
             dim = previous.features.shape[1] if previous else 0
             kept_rows = previous.features[[cached[r] for r in keep]] if previous else np.empty((0, dim))
+            ready = {
+                record: (done.features, row)
+                for done in prepared
+                if done.extractor_id == extractor.id
+                for row, record in enumerate(done.records)
+            }
+            from_shards = [record for record in todo if record in ready]
+            todo = [record for record in todo if record not in ready]
             log.info(
-                "%s: %d images, %d cached, %d to extract, %d dropped",
-                root,
-                len(records),
-                len(keep),
-                len(todo),
-                removed,
-            )
+                "%s: %d images, %d cached, %d extracted by shards, %d to extract, %d dropped",
+                root, len(records), len(keep), len(from_shards), len(todo), removed,
+            )  # fmt: skip
 
-            new_records: list[FileRecord] = []
-            new_rows: list[np.ndarray] = []
+            new_records: list[FileRecord] = list(from_shards)
+            new_rows: list[np.ndarray] = (
+                [np.stack([ready[r][0][ready[r][1]] for r in from_shards])] if from_shards else []
+            )
             skipped: list[tuple[str, str]] = []
 
             def current() -> FeatureSet:
                 rows = [kept_rows, *new_rows] if len(kept_rows) else new_rows
-                stacked = np.concatenate(rows) if rows else np.empty((0, dim), dtype=np.float32)
+                width = dim or (rows[0].shape[1] if rows else 0)
+                stacked = np.concatenate(rows) if rows else np.empty((0, width), dtype=np.float32)
                 unsorted = keep + new_records
                 order = sorted(range(len(unsorted)), key=unsorted.__getitem__)
                 return FeatureSet(
@@ -184,43 +203,21 @@ class FeatureStore:
                 )
 
             last_checkpoint = time.monotonic()
-            batches = [
-                todo[start : start + extractor.batch_size] for start in range(0, len(todo), extractor.batch_size)
-            ]
-            with (
-                Progress(len(todo), f"extracting {root.name}", logger=log) as progress,
-                # The next batch is read while this one is extracted: on an object store the reads
-                # wait on the network, and would otherwise add up to the whole extraction.
-                ThreadPoolExecutor(1, thread_name_prefix="fsdl-read-ahead") as reader,
-            ):
-                reading = [reader.submit(storage.read_many, root, [r.path for r in batch]) for batch in batches[:1]]
-                for index, batch in enumerate(batches):
-                    contents = reading.pop().result()
-                    if index + 1 < len(batches):
-                        reading.append(reader.submit(storage.read_many, root, [r.path for r in batches[index + 1]]))
-                    start = index * extractor.batch_size
-                    images, decoded = [], []
-                    for record, data in zip(batch, contents.values(), strict=True):
-                        try:
-                            if isinstance(data, OSError):
-                                raise InvalidImageError(f"cannot read file ({data.strerror or data})")
-                            images.append(decode_image(data, max_pixels=max_pixels, name=record.path)[0])
-                            decoded.append(record)
-                        except InvalidImageError as exc:
-                            log.warning("skipping %s: %s", record.path, exc.reason)
-                            skipped.append((record.path, exc.reason))
-                    if images:
-                        new_rows.append(extractor.extract(images))
-                        new_records.extend(decoded)
-                    progress.update(len(batch))
-                    lock.renew()
-                    if time.monotonic() - last_checkpoint >= checkpoint_seconds and start + len(batch) < len(todo):
-                        self.save(current())
-                        last_checkpoint = time.monotonic()
-                        log.info("checkpoint written: %d of %d new images", len(new_records), len(todo))
+            done = 0
+            for batch in _extracted_batches(root, todo, extractor, max_pixels, f"extracting {root.name}"):
+                if batch.rows is not None:
+                    new_rows.append(batch.rows)
+                    new_records.extend(batch.records)
+                skipped.extend(batch.skipped)
+                done += batch.size
+                lock.renew()
+                if time.monotonic() - last_checkpoint >= checkpoint_seconds and done < len(todo):
+                    self.save(current())
+                    last_checkpoint = time.monotonic()
+                    log.info("checkpoint written: %d of %d new images", len(new_records), len(todo))
 
             result = current()
-            if todo or removed or previous is None:
+            if todo or from_shards or removed or previous is None:
                 self.save(result)
             report = UpdateReport(
                 version=result.version,
@@ -250,3 +247,91 @@ class FeatureStore:
             )
             return None
         return previous
+
+
+def _check_split(root: Path) -> None:
+    with storage.storage_errors(root, "listing"):
+        if not root.is_dir():
+            raise FileNotFoundError(f"split folder {root} does not exist")
+
+
+@dataclass(frozen=True)
+class _Batch:
+    size: int
+    records: list[FileRecord]
+    rows: np.ndarray | None
+    skipped: list[tuple[str, str]]
+
+
+def _extracted_batches(
+    root: Path, records: Sequence[FileRecord], extractor: Extractor, max_pixels: int, what: str
+) -> Iterator[_Batch]:
+    """The features of ``records`` (files under ``root``), ``extractor.batch_size`` at a time, with a
+    progress bar. The next batch is read while this one is extracted: on an object store the reads
+    wait on the network, and would otherwise add up to the whole extraction."""
+    size = extractor.batch_size
+    batches = [records[start : start + size] for start in range(0, len(records), size)]
+    with (
+        Progress(len(records), what, logger=log) as progress,
+        ThreadPoolExecutor(1, thread_name_prefix="fsdl-read-ahead") as reader,
+    ):
+        reading = [reader.submit(storage.read_many, root, [r.path for r in batch]) for batch in batches[:1]]
+        for index, batch in enumerate(batches):
+            contents = reading.pop().result()
+            if index + 1 < len(batches):
+                reading.append(reader.submit(storage.read_many, root, [r.path for r in batches[index + 1]]))
+            images, decoded, skipped = [], [], []
+            for record, data in zip(batch, contents.values(), strict=True):
+                try:
+                    if isinstance(data, OSError):
+                        raise InvalidImageError(f"cannot read file ({data.strerror or data})")
+                    images.append(decode_image(data, max_pixels=max_pixels, name=record.path)[0])
+                    decoded.append(record)
+                except InvalidImageError as exc:
+                    log.warning("skipping %s: %s", record.path, exc.reason)
+                    skipped.append((record.path, exc.reason))
+            rows = extractor.extract(images) if images else None
+            progress.update(len(batch))
+            yield _Batch(len(batch), decoded, rows, skipped)
+
+
+def shard_path(folder: Path, extractor_id: str, records: Sequence[FileRecord]) -> Path:
+    """Where the shard of ``records`` extracted by ``extractor_id`` is kept under ``folder``: named by
+    its content, so a retried shard finds its own work, and two different shards never meet."""
+    key = hashlib.sha256(
+        json.dumps([extractor_id, [[r.path, r.label, r.sha256] for r in records]]).encode()
+    ).hexdigest()
+    return folder / f"shard-{key[:24]}.npz"
+
+
+def extract(
+    root: Path, records: Sequence[FileRecord], extractor: Extractor, folder: Path, *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[Path, FeatureSet, tuple[tuple[str, str], ...]]:  # fmt: skip
+    """One shard of a sharded extraction: the features of ``records`` (files under ``root``), kept
+    whole at :func:`shard_path` under ``folder`` for :meth:`FeatureStore.update` to take in. Batches
+    are formed as :meth:`FeatureStore.update` forms them, so shards cut at a multiple of the batch size
+    give the very features one update would. A shard already there is not extracted again. Returns
+    its path, its features and the images that did not decode."""
+    path = shard_path(folder, extractor.id, records)
+    if storage.exists(path):
+        try:
+            done = FeatureStore(path).load()
+        except FeatureCacheError as exc:
+            log.warning("%s; extracting the shard again", exc)
+        else:
+            if done.extractor_id == extractor.id and set(done.records) <= set(records):
+                log.info("%s: extracted before (%d images)", path.name, len(done))
+                return path, done, ()
+    found: list[FileRecord] = []
+    rows: list[np.ndarray] = []
+    skipped: list[tuple[str, str]] = []
+    for batch in _extracted_batches(root, records, extractor, max_pixels, f"extracting a shard of {root.name}"):
+        if batch.rows is not None:
+            rows.append(batch.rows)
+            found.extend(batch.records)
+        skipped.extend(batch.skipped)
+    features = np.concatenate(rows) if rows else np.empty((0, 0), dtype=np.float32)
+    result = FeatureSet(tuple(found), features.astype(np.float32, copy=False), extractor.id)
+    FeatureStore(path).save(result)
+    return path, result, tuple(skipped)

@@ -358,6 +358,20 @@ def lease_path(path: Path) -> Path:
     return type(path)(f"s3://{bucket}/{LOCKS_PREFIX}/{urllib.parse.quote(key, safe='')}", **path.storage_options)  # type: ignore[call-arg, attr-defined]
 
 
+SCRATCH_PREFIX = "scratch"
+"""The prefix of a bucket that holds work in progress between tasks (the shards of an extraction), the
+other place of the data bucket where the services may delete."""
+
+
+def scratch_folder(root: Path, name: str) -> Path:
+    """A folder for work in progress named ``name`` beside ``root``: ``root/scratch/name`` on a
+    folder, ``<bucket>/scratch/name`` on a store (where the bucket policies let the services delete)."""
+    if not is_object_store(root):
+        return root / SCRATCH_PREFIX / name
+    bucket = str(root.path).partition("/")[0]  # type: ignore[attr-defined]
+    return type(root)(f"s3://{bucket}/{SCRATCH_PREFIX}/{name}", **root.storage_options)  # type: ignore[call-arg, attr-defined]
+
+
 def _died_here(owner: str) -> bool:
     """Whether ``owner`` (host:pid:nonce) was a process of this host that no longer runs."""
     host, _, rest = owner.partition(":")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -84,8 +85,59 @@ class SceneDataset:
         return features
 
 
-def create_dataset(settings: Settings) -> SceneDataset:
-    """Update the feature caches of both splits and describe them for the training tasks."""
+SHARD_UNIT: Final = 64
+"""Shards are cut at multiples of this many images: of every batch size the extractor picks by itself
+(8 on a CPU, 64 on a GPU), so a shard's batches are those one extraction would form."""
+
+
+def shards_folder(settings: Settings) -> Path:
+    """Where the shards of a sharded extraction wait to be taken into the caches (``scratch/``: the one
+    part of the data that the workers may delete)."""
+    return storage.scratch_folder(settings.data_root, "intel_scenes/features")
+
+
+def plan_extraction(settings: Settings) -> list[dict[str, Any]]:
+    """The images whose features the caches lack, cut into shards of ``FSDL_EXTRACT_SHARD_SIZE``
+    (rounded up to whole batches); each shard is ``{"split", "records"}``, for :func:`extract_shard`."""
+    from fsdl_lib.features import BackboneId
+
+    backbone = str(BackboneId.of(
+        offline_weights=settings.offline_weights, seed=settings.weights_seed, image_size=settings.image_size
+    ))  # fmt: skip
+    unit = math.lcm(settings.batch_size, SHARD_UNIT) if settings.batch_size else SHARD_UNIT
+    size = max(1, math.ceil(settings.extract_shard_size / unit)) * unit
+    shards = []
+    for split in SPLITS:
+        todo = FeatureStore(feature_cache(settings, split)).pending(settings.scenes_raw_dir / split, backbone)
+        shards += [
+            {"split": split, "records": [[r.path, r.label, r.sha256] for r in todo[start : start + size]]}
+            for start in range(0, len(todo), size)
+        ]
+    log.info("%d shards of up to %d images to extract (backbone %s)", len(shards), size, backbone)
+    return shards
+
+
+def extract_shard(settings: Settings, shard: Mapping[str, Any]) -> dict[str, Any]:
+    """Extract one shard of :func:`plan_extraction` into :func:`shards_folder`; say where it is."""
+    from fsdl_lib.feature_store import extract
+    from fsdl_lib.features import FeatureExtractor  # torch: imported by the task that extracts, not on import
+
+    split = shard["split"]
+    if split not in SPLITS:
+        raise FsdlError(f"a shard of split {split!r}: the splits are {', '.join(SPLITS)}")
+    records = [FileRecord(*record) for record in shard["records"]]
+    extractor = FeatureExtractor.from_settings(settings)
+    path, features, skipped = extract(
+        settings.scenes_raw_dir / split, records, extractor, shards_folder(settings),
+        max_pixels=settings.max_image_pixels,
+    )  # fmt: skip
+    return {"split": split, "path": str(path), "images": len(features), "skipped": [list(s) for s in skipped]}
+
+
+def create_dataset(settings: Settings, shards: Sequence[Mapping[str, Any]] = ()) -> SceneDataset:
+    """Update the feature caches of both splits and describe them for the training tasks. The
+    features of ``shards`` (what :func:`extract_shard` returned) are taken in rather than extracted
+    again; their files are removed once the caches hold them."""
     from fsdl_lib.features import FeatureExtractor  # torch: imported by the task that extracts, not on import
 
     extractor = FeatureExtractor.from_settings(settings)
@@ -94,7 +146,14 @@ def create_dataset(settings: Settings) -> SceneDataset:
     for split in SPLITS:
         root = settings.scenes_raw_dir / split
         cache = feature_cache(settings, split)
-        features, report = FeatureStore(cache).update(root, extractor, max_pixels=settings.max_image_pixels)
+        # A retry after the shards were taken in finds them gone, and their features in the cache.
+        paths = [storage.location(shard["path"]) for shard in shards if shard["split"] == split]
+        prepared = [FeatureStore(path).load() for path in paths if storage.exists(path)]
+        features, report = FeatureStore(cache).update(
+            root, extractor, max_pixels=settings.max_image_pixels, prepared=prepared
+        )
+        for path in paths:
+            storage.delete(path)
         if len(features) == 0:
             raise FsdlError(f"no usable images under {root}/<class>/; run `fsdl seed` or download the data")
         missing = sorted(set(SCENE_CLASSES) - set(features.labels))
