@@ -88,6 +88,15 @@ def limit_threads() -> int:
     return threads
 
 
+def compute_queue() -> dict[str, str]:
+    """``queue=`` of a compute task (read when a DAG file is parsed): FSDL_COMPUTE_QUEUE where set,
+    else nothing, so the task goes to Airflow's default queue."""
+    from fsdl_lib.config import load_settings
+
+    queue = load_settings().compute_queue
+    return {"queue": queue} if queue else {}
+
+
 def compute_slots() -> int:
     """Slots of the compute pool (read when a DAG file is parsed)."""
     from fsdl_lib.config import load_settings
@@ -115,6 +124,7 @@ def plan_extraction() -> list[dict[str, Any]]:
 @task(
     execution_timeout=timedelta(hours=1),
     map_index_template="{{ shard_name }}",
+    **compute_queue(),
     # Outside the compute pool, which counts every worker's cores as one: a shard takes its own
     # worker's share of that host's cores (its cores over its Celery slots), so shards spread over
     # the hosts and each runs as fast as its host allows.
@@ -135,7 +145,8 @@ def extract_features(shard: dict[str, Any]) -> dict[str, Any]:
     execution_timeout=timedelta(hours=3),  # extracts what no shard covered (images added since the plan)
     pool=COMPUTE_POOL,
     pool_slots=compute_slots(),  # alone on every core: nothing else can use them meanwhile
-    trigger_rule="none_failed",  # no shard at all (nothing new) skips extract_features, not this
+    trigger_rule="none_failed",
+    **compute_queue(),  # no shard at all (nothing new) skips extract_features, not this
 )
 def create_dataset(shards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Take the shards' features into the incremental caches of both splits; returns the dataset version."""

@@ -23,6 +23,7 @@ from _tasks import (
     SCENES_DRIFT_ASSET,
     SCENES_TRAIN_ASSET,
     TRAINING_PARAM,
+    compute_queue,
     compute_slots,
     create_experiment,
     plan_training,
@@ -55,6 +56,7 @@ def intel_scenes_parallel():
         map_index_template="{{ candidate_name }}",
         pool=COMPUTE_POOL,
         pool_slots=share(compute_slots(), len(CANDIDATES)),
+        **compute_queue(),
     )
     def train_candidate(candidate: str, plan: dict, dataset: dict, experiment_id: str) -> dict:
         get_current_context()["candidate_name"] = candidate

@@ -26,6 +26,7 @@ from airflow.sdk import dag, task
 
 from _tasks import (
     TRAINING_PARAM,
+    compute_queue,
     compute_slots,
     create_experiment,
     plan_training,
@@ -52,7 +53,7 @@ from fsdl_lib.resources import COMPUTE_POOL
     doc_md=__doc__,
 )
 def intel_scenes_sequential():
-    @task(pool=COMPUTE_POOL, pool_slots=compute_slots())  # one candidate at a time, on every core
+    @task(pool=COMPUTE_POOL, pool_slots=compute_slots(), **compute_queue())  # one candidate at a time, every core
     def train_candidates(dataset: dict, experiment_id: str, planned: list[dict]) -> list[dict]:
         return [train(entry["candidate"], dataset, experiment_id, entry["plan"]) for entry in planned]
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from _tasks import compute_queue
 from fsdl_lib.resources import COMPUTE_POOL
 from fsdl_lib.wine import DEFAULT_ALPHA, DEFAULT_L1_RATIO
 
@@ -71,7 +72,7 @@ def wine_quality():
         settings = load_settings()
         return split_wine(load_wine(settings.location(data["path"])), settings.processed_dir / "wine").as_dict()
 
-    @task(pool=COMPUTE_POOL, pool_slots=1)  # ElasticNet on 1,600 rows: one thread is plenty
+    @task(pool=COMPUTE_POOL, pool_slots=1, **compute_queue())  # ElasticNet on 1,600 rows: one thread is plenty
     def train_and_evaluate(split: dict, experiment_id: str, params: dict | None = None) -> dict:
         from _tasks import current_task, limit_threads, lineage_tags
         from fsdl_lib import wine

@@ -31,9 +31,13 @@ mkdir -p "$AIRFLOW_HOME"
 # The logins generated on the first start are kept in FSDL_NEW_LOGINS for scripts/up.sh to show once.
 FSDL_NEW_LOGINS=$(python -m fsdl_deploy.secrets "$AIRFLOW_HOME/secrets.env") || return 1
 export FSDL_NEW_LOGINS
-while IFS='=' read -r name value; do
-    [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
+# Split at the first '=' by hand: `IFS='=' read name value` drops a value's one trailing '=' (the
+# padding of a base64 key such as the Fernet key).
+while IFS= read -r line; do
+    name=${line%%=*}
+    [ -n "$name" ] && [ "$name" != "$line" ] && [ -z "${!name:-}" ] && export "$name=${line#*=}"
 done <"$AIRFLOW_HOME/secrets.env"
+unset line name
 
 # What the services add (Airflow's executor, database and API, the MLflow server's storage and
 # logins), derived from the settings in one place: deploy/src/fsdl_deploy/environment.py.

@@ -212,3 +212,12 @@ def test_images_send_no_usage_telemetry(dockerfile):
     env = " ".join(re.findall(r"^ENV (.*?)(?<!\\)$", dockerfile.read_text(), flags=re.MULTILINE | re.DOTALL))
     assert "MLFLOW_DISABLE_TELEMETRY=true" in env
     assert "DO_NOT_TRACK=true" in env
+
+
+def test_the_local_modes_keep_base64_secrets_whole(local_env):
+    """scripts/local-env.sh reads the generated secrets back whole, '=' padding included (a shell's
+    `IFS='=' read` drops a value's one trailing '=', which broke the Fernet key)."""
+    import base64
+
+    assert len(base64.urlsafe_b64decode(local_env["AIRFLOW__CORE__FERNET_KEY"])) == 32
+    assert b"PRIVATE KEY" in base64.b64decode(local_env["OBJECTSTORE_GATEWAY_TLS"], validate=True)

@@ -109,3 +109,26 @@ def test_compute_tasks_hold_a_slot_per_thread_of_the_compute_pool(bag):
             assert task.pool == COMPUTE_POOL, f"{dag.dag_id}.{task.task_id}"
             assert task.pool_slots == expected.get(want, want), f"{dag.dag_id}.{task.task_id}"
             assert 1 <= task.pool_slots <= cores
+
+
+def test_compute_tasks_go_to_the_compute_queue_when_one_is_set(airflow_db, monkeypatch):
+    """FSDL_COMPUTE_QUEUE routes every compute task (extraction and training) to a Celery queue that
+    only some workers take; the other tasks, and every task when it is unset, stay on Airflow's
+    default queue."""
+    from airflow.configuration import conf
+
+    from fsdl_lib.resources import COMPUTE_POOL
+
+    default = conf.get("operators", "default_queue")
+    sharded = {("intel_scenes_parallel", "extract_features"), ("intel_scenes_sequential", "extract_features")}
+    compute = set(COMPUTE_TASKS) | sharded
+    for queue in ("", "gpu"):
+        monkeypatch.setenv("FSDL_COMPUTE_QUEUE", queue)
+        monkeypatch.delitem(sys.modules, "_tasks", raising=False)  # its tasks too are made at parse time
+        bag = dag_bag(ROOT / "dags")
+        assert not bag.import_errors, bag.import_errors
+        for dag in bag.dags.values():
+            for task in dag.tasks:
+                routed = (dag.dag_id, task.task_id) in compute
+                assert task.queue == (queue if routed and queue else default), f"{dag.dag_id}.{task.task_id}"
+                assert not routed or task.pool == COMPUTE_POOL or task.task_id == "extract_features"

@@ -132,6 +132,12 @@ class Settings(EnvSettings):
         0,
         "Slots of Airflow's fsdl_compute pool, one per thread the training tasks may run at once; 0: the cores.",
     )
+    compute_queue: str = setting(
+        "FSDL_COMPUTE_QUEUE",
+        "",
+        "Celery queue of the compute tasks (extraction, training): a queue only some workers take, a GPU or "
+        "big-CPU host's (`airflow celery worker --queues`); empty: Airflow's default queue, as every other task.",
+    )
     extract_shard_size: int = setting(
         "FSDL_EXTRACT_SHARD_SIZE",
         1024,

@@ -130,10 +130,14 @@ class LocalPlatform:
     # --- starting and stopping ----------------------------------------------------------------
     def prepare(self) -> None:
         """Seed, check the services, migrate, write the logins; start nothing (``up.sh --prepare-only``)."""
-        subprocess.run(
-            [str(ROOT / "scripts" / "up.sh"), "--prepare-only"], env=self.env, check=True, timeout=300,
-            capture_output=True,
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "up.sh"), "--prepare-only"], env=self.env, timeout=300, capture_output=True,
+            text=True,
         )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"up.sh --prepare-only exited with {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
 
     def start(self) -> subprocess.Popen[bytes]:
         """Every process at once, as ``make up`` runs them (honcho, one log)."""
