@@ -85,6 +85,8 @@ def test_the_data_is_on_the_object_store_and_no_folder_holds_it(stack):
     assert len(photos) >= 6 * 4, sorted(data)[:20]
     assert any(name.startswith("raw/wine/") for name in data)
     assert any(name.startswith("processed/") and name.endswith(".npz") for name in data), sorted(data)
+    # The extraction's shards were taken into the caches and removed, with the workers' identity.
+    assert not [name for name in data if name.startswith("scratch/")], sorted(data)
     assert not (stack.workspace / "data").exists() or not any((stack.workspace / "data").rglob("*.*"))
     # The web app's identity reaches its own bucket, and none of the training data.
     with pytest.raises(StorageError, match="refused this service's credentials"):
