@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
+from fsdl_deploy.files import write_private
+
 BUCKETS: Final = {"data": "fsdl-data", "uploads": "fsdl-uploads", "logs": "fsdl-logs"}
 """Each bucket's role and name."""
 
@@ -290,8 +292,6 @@ def start_local(folder: Path, ports: dict[str, int], credentials: dict[str, tupl
     endpoint. The process carries this environment (the platform's instance marker), so stopping the
     platform stops it."""
     import base64
-
-    from fsdl_deploy.secrets import write_private
 
     config = folder / "s3.json"
     write_private(config, identity_config(credentials))

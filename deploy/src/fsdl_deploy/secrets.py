@@ -19,6 +19,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from fsdl_deploy.files import write_private
 from fsdl_deploy.objectstore import GATEWAY_TLS, IDENTITIES, credential_variables, gateway_tls
 
 
@@ -88,15 +89,6 @@ def write_airflow_passwords(path: Path, user: str, password: str) -> None:
     if not password:
         raise ValueError("AIRFLOW_ADMIN_PASSWORD is empty: remove the empty line from .env to have one generated")
     write_private(path, json.dumps({user: password}))
-
-
-def write_private(path: Path, text: str) -> None:
-    """``text`` at ``path``, readable by its owner only, replaced whole (never half a file to read)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 def main() -> None:

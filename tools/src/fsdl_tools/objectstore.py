@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from fsdl_deploy.files import write_private
 from fsdl_deploy.objectstore import (
     BUCKETS,
     IDENTITIES,
@@ -19,7 +20,6 @@ from fsdl_deploy.objectstore import (
     server_command,
     weed_binary,
 )
-from fsdl_deploy.secrets import write_private
 from fsdl_lib.storage import ObjectStore, location
 from fsdl_tools.clients import free_port, wait_until
 from fsdl_tools.launcher import stop_process_group
