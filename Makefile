@@ -46,6 +46,11 @@ secrets: ## Add the secrets docker compose needs to .env (creating it from .env.
 	@test -f .env || cp .env.example .env
 	@PYTHONPATH=deploy/src $(PYTHON) -m fsdl_deploy.secrets .env --compose
 
+.PHONY: worker-env
+worker-env: ## Write worker.env for a worker host: make worker-env ADDRESS=<this host's IP> NAME=<its name>
+	@test -n "$(ADDRESS)" || { echo "usage: make worker-env ADDRESS=<this host's IP, as the worker host reaches it> NAME=<worker name>"; exit 2; }
+	@PYTHONPATH=deploy/src $(PYTHON) -m fsdl_deploy.workers .env worker.env --address "$(ADDRESS)" --hostname "$(or $(NAME),fsdl-worker-2)"
+
 .PHONY: demo
 demo: venv ## One full turn of the data flywheel on the offline sample (own workspace in .demo/), then keep running
 	@$(BIN)/python scripts/demo.py --keep $(DEMO_ARGS)

@@ -46,11 +46,19 @@ def local_env(tmp_path_factory) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in pairs}
 
 
-def test_compose_file_matches_the_compose_specification():
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.primary.yml", "docker-compose.worker.yml"])
+def test_compose_files_match_the_compose_specification(name):
     subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
-        check=True,
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(ROOT / name)], check=True
     )
+
+
+def test_the_first_host_opens_to_worker_hosts_only_on_one_address_it_must_name():
+    primary = yaml.safe_load((ROOT / "docker-compose.primary.yml").read_text())["services"]
+    assert set(primary) == {"redis", "postgres", "airflow-apiserver", "mlflow", "objectstore-gateway"}
+    for name, service in primary.items():
+        (port,) = service["ports"]
+        assert re.match(r"\$\{WORKERS_BIND_HOST:\?[^}]+\}:\$\{[A-Z]+_PORT:-\d+\}:\d+$", port), f"{name}: {port}"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)

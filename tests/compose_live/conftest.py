@@ -7,7 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from fsdl_tools.compose import ROOT, ComposeError, ComposeProject, ensure_base_images, offline_settings
+from fsdl_tools.clients import free_port
+from fsdl_tools.compose import OVERRIDE, ROOT, ComposeError, ComposeProject, ensure_base_images, offline_settings
+
+COMPUTE_QUEUE = "compute"
 
 
 @pytest.fixture(scope="package")
@@ -22,7 +25,19 @@ def project(tmp_path_factory) -> Iterator[ComposeProject]:
         ensure_base_images()  # make test has done it; a run of this layer alone does it here
     except ComposeError as exc:
         pytest.fail(str(exc), pytrace=False)
-    project = ComposeProject(tmp_path_factory.mktemp("compose") / "fsdl", offline_settings()).create()
+    # Opened to worker hosts (test_worker_host.py) on Docker's bridge address, with the compute tasks on
+    # a queue of their own, which this host's worker takes too.
+    gateway = ComposeProject.bridge_gateway()
+    settings = {
+        **offline_settings(),
+        "WORKERS_BIND_HOST": gateway,
+        "REDIS_PORT": str(free_port()),
+        "POSTGRES_PORT": str(free_port()),
+        "FSDL_COMPUTE_QUEUE": COMPUTE_QUEUE,
+        "FSDL_WORKER_QUEUES": f"default,{COMPUTE_QUEUE}",
+    }
+    files = ("docker-compose.yml", "docker-compose.primary.yml", OVERRIDE.name)
+    project = ComposeProject(tmp_path_factory.mktemp("compose") / "fsdl", settings, files=files).create()
     try:
         yield project
     finally:

@@ -374,22 +374,30 @@ def prometheus_query(project: ComposeProject, promql: str, timeout: float = 120)
     )  # fmt: skip
 
 
-def test_killed_worker_task_is_retried_and_the_run_succeeds(project):
-    airflow, _, _ = clients(project)
-    victim = "train_and_evaluate"  # imports, autologging, scoring and the model upload: several seconds
+def killed_mid_task_and_retried(airflow: AirflowClient, target: ComposeProject, dag_id: str, task_id: str) -> dict:
+    """Kill ``target``'s Celery worker container while ``task_id`` runs on it, start it again, and check
+    that the task was retried and the run succeeded; returns the killed task's instance."""
 
     def restart() -> None:  # a killed container stays down, whatever its restart policy; start is a no-op if up
-        project.compose("start", "airflow-worker", timeout=300)
-        project.wait_healthy()
+        target.compose("start", "airflow-worker", timeout=300)
+        target.wait_healthy()
 
-    worker = project.container("airflow-worker")
+    worker = target.container("airflow-worker")
     try:
-        run, killed = kill_worker_mid_task(airflow, "wine_quality", victim, kill=lambda: docker("kill", worker),
+        run, killed = kill_worker_mid_task(airflow, dag_id, task_id, kill=lambda: docker("kill", worker),
                                            restart=restart)  # fmt: skip
     except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{project.logs(['airflow-scheduler', 'airflow-worker'])}") from None
-    assert run["state"] == "success", project.logs(["airflow-worker"])
-    assert killed["try_number"] >= 2, f"{victim} was not retried: {killed}"
+        raise AssertionError(f"{exc}\n{target.logs(['airflow-scheduler', 'airflow-worker'])}") from None
+    assert run["state"] == "success", target.logs(["airflow-worker"])
+    assert killed["try_number"] >= 2, f"{task_id} was not retried: {killed}"
+    return killed
+
+
+def test_killed_worker_task_is_retried_and_the_run_succeeds(project):
+    airflow, _, _ = clients(project)
+    # train_and_evaluate: imports, autologging, scoring and the model upload: several seconds
+    killed = killed_mid_task_and_retried(airflow, project, "wine_quality", "train_and_evaluate")
+    assert killed["hostname"] == project.hostname("airflow-worker")
 
 
 def test_restarted_webapp_and_mlflow_lose_nothing(project):

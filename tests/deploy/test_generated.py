@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 @pytest.fixture
 def checkout(tmp_path):
     """A copy of the generated files, to spoil."""
-    for name in generate.FILES:
+    for name in {*generate.FILES, *generate.COMPOSE_FILES}:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
@@ -51,6 +51,26 @@ def test_a_hand_edit_is_noticed_and_regenerating_undoes_it(checkout):
     assert run_generate("--root", str(checkout)).returncode == 0
     for name in generate.FILES:
         assert (checkout / name).read_text() == (ROOT / name).read_text(), name
+
+
+def test_a_worker_host_that_mounts_something_or_skips_the_code_check_is_refused(checkout):
+    worker = checkout / "docker-compose.worker.yml"
+    text = worker.read_text()
+    worker.write_text(text.replace("    hostname:", "    volumes: [./dags:/opt/airflow/dags]\n    hostname:", 1))
+    with pytest.raises(ValueError, match="service airflow-worker mounts something"):
+        generate.expected(checkout)
+    worker.write_text(text.replace("command: *remote-worker-command", "command: [celery, worker]"))
+    with pytest.raises(ValueError, match="does not run \\*remote-worker-command"):
+        generate.expected(checkout)
+
+
+def test_a_variable_of_the_worker_files_that_env_example_does_not_list_is_refused(checkout):
+    primary = checkout / "docker-compose.primary.yml"
+    primary.write_text(primary.read_text().replace("${REDIS_PORT:-6379}", "${REDIS_PUBLISHED_PORT:-6379}"))
+    with pytest.raises(
+        ValueError, match=r"docker-compose.primary.yml refers to variables .* \['REDIS_PUBLISHED_PORT'\]"
+    ):
+        generate.expected(checkout)
 
 
 def test_a_service_that_does_not_run_its_generated_command_is_refused(checkout):

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from fsdl_deploy import objectstore
+from fsdl_deploy import objectstore, workers
 from fsdl_deploy.environment import MODES, local_environment
 from fsdl_deploy.prometheus import local_prometheus_config, prometheus_web_config
 from fsdl_deploy.secrets import write_airflow_passwords
@@ -71,6 +71,29 @@ def _objectstore_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _code_fingerprint(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    dags = Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or args.dags)
+    if args.check:
+        mine = workers.check_fingerprint(settings.data_root, dags)
+        print(f"this worker's DAGs and fsdl_lib are the first host's (sha256 {mine.sha256[:12]}, {mine.files} files)")
+    else:
+        mine = workers.publish_fingerprint(settings.data_root, dags)
+        print(f"published the code fingerprint for worker hosts: sha256 {mine.sha256[:12]} ({mine.files} files)")
+    return 0
+
+
+def _results_database(args: argparse.Namespace) -> int:
+    admin = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    backend = os.environ.get("AIRFLOW__CELERY__RESULT_BACKEND", "")
+    if not admin.startswith("postgresql"):
+        raise ValueError("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not a Postgres URL: no results database to prepare")
+    created = workers.prepare_results_database(admin, backend)
+    print(f"Celery's results database {workers.RESULTS_DATABASE} ({'created' if created else 'present'}), "
+          f"owned by the role {workers.RESULTS_ROLE}")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsdl-deploy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,9 +135,28 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the store (default 120)")
     prepare.set_defaults(func=_objectstore_prepare)
 
+    fingerprint = sub.add_parser(
+        "code-fingerprint",
+        help="publish this host's DAGs' and fsdl_lib's fingerprint to the data location (first host), or --check "
+        "that this worker host's are the same (exit 3 if not)",
+    )
+    fingerprint.add_argument("--check", action="store_true", help="compare instead of publishing")
+    fingerprint.add_argument("--dags", default="dags", help="the DAG folder, unless AIRFLOW__CORE__DAGS_FOLDER is set")
+    fingerprint.set_defaults(func=_code_fingerprint)
+
+    results = sub.add_parser(
+        "results-database",
+        help="create Celery's results database and its role (AIRFLOW__CELERY__RESULT_BACKEND) as the metadata "
+        "database's owner (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)",
+    )
+    results.set_defaults(func=_results_database)
+
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except workers.CodeMismatchError as exc:
+        print(f"fsdl-deploy {args.command}: {exc}", file=sys.stderr)
+        return 3
     except (FsdlError, ValueError, FileNotFoundError) as exc:
         print(f"fsdl-deploy {args.command}: {exc}", file=sys.stderr)
         return 2

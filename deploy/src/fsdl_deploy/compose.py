@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Final
 
 import yaml
 
-from fsdl_deploy import objectstore
+from fsdl_deploy import objectstore, workers
 from fsdl_deploy.environment import (
     CONTAINER_SETTINGS,
     PIPELINES_MLFLOW_USER,
@@ -117,11 +118,19 @@ def gateway_container() -> dict[str, str]:
     }
 
 
+def results_backend(port: object = 5432) -> str:
+    """Celery's result backend: a database of its own, whose role may reach nothing else (airflow-init
+    makes both, :func:`fsdl_deploy.workers.prepare_results_database`)."""
+    password = required("CELERY_RESULTS_PASSWORD")
+    return f"db+postgresql://{workers.RESULTS_ROLE}:{password}@postgres:{port}/{workers.RESULTS_DATABASE}"
+
+
 def airflow_containers() -> dict[str, str]:
     """Every Airflow container's environment (API server, scheduler, DAG processor, worker, Flower)."""
     settings = container_settings()
     env = airflow_environment(settings, "distributed", AirflowLayout.container())
     env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = chosen("FSDL_CELERY_CONCURRENCY", settings.celery_concurrency)
+    env["AIRFLOW__CELERY__RESULT_BACKEND"] = results_backend()
     env.update({name: required(name) for name in SHARED_AIRFLOW_SECRETS})
     return {
         **env,
@@ -133,6 +142,53 @@ def airflow_containers() -> dict[str, str]:
         "MLFLOW_TRACKING_USERNAME": PIPELINES_MLFLOW_USER,
         "MLFLOW_TRACKING_PASSWORD": required("MLFLOW_PIPELINES_PASSWORD"),
     }
+
+
+REMOTE_WITHHELD: Final = frozenset(
+    {
+        # The metadata database and what decrypts or signs for the control plane: a worker host runs
+        # tasks through the API server's execution API and keeps results in their own database.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        # What only the API server, the scheduler, the DAG processor and Flower read.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+        "AIRFLOW__API__HOST", "AIRFLOW__API__PORT", "AIRFLOW__API__WORKERS", "AIRFLOW__API__BASE_URL",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK",
+        "AIRFLOW__CELERY__FLOWER_HOST", "AIRFLOW__CELERY__FLOWER_PORT", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH",
+        # The StatsD exporter is not published: a worker host sends no metrics (below).
+        "AIRFLOW__METRICS__STATSD_HOST", "AIRFLOW__METRICS__STATSD_PORT", "AIRFLOW__METRICS__STATSD_PREFIX",
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED", "AIRFLOW__METRICS__LEGACY_NAMES_ON",
+    }
+)  # fmt: skip
+"""What the first host's Airflow containers have and a worker host does not."""
+
+REMOTE_SERVICES: Final = ("redis", "postgres", "airflow-apiserver", "mlflow", objectstore.CONTAINER["gateway"])
+"""The first host's services a worker host reaches: under their compose names, mapped to the first host's
+address (``extra_hosts``), at the ports it publishes for workers (docker-compose.primary.yml)."""
+
+
+def remote_worker_container() -> dict[str, str]:
+    """A worker host's environment: the first host's Airflow containers', less :data:`REMOTE_WITHHELD`,
+    every address through the ports the first host publishes."""
+    env = {name: value for name, value in airflow_containers().items() if name not in REMOTE_WITHHELD}
+    redis_port, api_port = chosen("REDIS_PORT", 6379), chosen("AIRFLOW_PORT", 8080)
+    env.update(
+        {
+            "AIRFLOW__METRICS__STATSD_ON": "False",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://:{required('REDIS_PASSWORD')}@redis:{redis_port}/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": results_backend(chosen("POSTGRES_PORT", 5432)),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://airflow-apiserver:{api_port}/execution/",
+            "MLFLOW_TRACKING_URI": f"http://mlflow:{chosen('MLFLOW_PORT', 5000)}",
+            "FSDL_S3_ENDPOINT_URL": f"http://{objectstore.CONTAINER['gateway']}:{chosen('OBJECTSTORE_PORT', 8333)}",
+        }
+    )
+    return env
+
+
+def remote_worker_command() -> list[str]:
+    """Check that this image holds the first host's code, then run the worker on FSDL_WORKER_QUEUES."""
+    worker = " ".join(ROLES["airflow-worker"].argv[:3])
+    return ["bash", "-c", f'fsdl-deploy code-fingerprint --check && exec {worker} --queues "$$FSDL_WORKER_QUEUES"']
 
 
 def mlflow_container() -> dict[str, str]:
@@ -178,6 +234,14 @@ def _mapping(name: str, values: dict[str, str]) -> list[str]:
     return [f"  {name}: &{name}"] + [f"    {key}: {_scalar(value)}" for key, value in values.items()]
 
 
+def worker_block() -> str:
+    """``docker-compose.worker.yml``'s ``x-generated`` block, markers included."""
+    lines = [BEGIN, "x-generated:", *_mapping("remote-worker-environment", remote_worker_container())]
+    lines.append(f"  remote-worker-command: &remote-worker-command {json.dumps(remote_worker_command())}")
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
 def generated_block() -> str:
     """The ``x-generated`` block, markers included."""
     lines = [BEGIN, "x-generated:"]
@@ -193,12 +257,12 @@ def generated_block() -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_generated_block(text: str) -> str:
-    """``docker-compose.yml``'s text with its generated block replaced by the current one."""
+def with_generated_block(text: str, block: Callable[[], str] = generated_block) -> str:
+    """A compose file's text with its generated block replaced by the current one (``block()``)."""
     pattern = re.compile(rf"^{re.escape(BEGIN)}\n.*?^{re.escape(END)}\n", flags=re.MULTILINE | re.DOTALL)
     if not pattern.search(text):
-        raise ValueError(f"docker-compose.yml has no generated block (a line {BEGIN!r} ... {END!r})")
-    return pattern.sub(lambda _: generated_block(), text, count=1)
+        raise ValueError(f"the compose file has no generated block (a line {BEGIN!r} ... {END!r})")
+    return pattern.sub(lambda _: block(), text, count=1)
 
 
 def check_services_use_the_block(text: str) -> list[str]:
@@ -215,6 +279,12 @@ def check_services_use_the_block(text: str) -> list[str]:
     return problems
 
 
-def referenced_variables(text: str) -> set[str]:
-    """The ``.env`` variables the compose file refers to (``$${...}`` is a container's shell's)."""
-    return set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text))
+def check_worker_file(text: str) -> list[str]:
+    """Problems with ``docker-compose.worker.yml``: a mount, or a worker that skips the code check."""
+    problems = []
+    for name, service in yaml.safe_load(text)["services"].items():
+        if service.get("volumes"):
+            problems.append(f"docker-compose.worker.yml: service {name} mounts something; a worker host mounts nothing")
+        if name == "airflow-worker" and service.get("command") != remote_worker_command():
+            problems.append("docker-compose.worker.yml: service airflow-worker does not run *remote-worker-command")
+    return problems

@@ -92,9 +92,10 @@ def container_settings() -> Settings:
     )
 
 
-def mlflow_allowed_hosts(port: int) -> str:
-    """The Host headers the tracking server on ``port`` answers: this machine, and its compose service name."""
-    return f"localhost:*,127.0.0.1:*,mlflow:{port},mlflow"
+def mlflow_allowed_hosts() -> str:
+    """The Host headers the tracking server answers: this machine, and its compose service name (at any
+    port: a worker host reaches it at the port the first host publishes)."""
+    return "localhost:*,127.0.0.1:*,mlflow:*,mlflow"
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def local_environment(
         **airflow_environment(settings, mode, layout),
         **mlflow_server_environment(settings),
         **NO_TELEMETRY,
-        "MLFLOW_ALLOWED_HOSTS": mlflow_allowed_hosts(settings.mlflow_port),
+        "MLFLOW_ALLOWED_HOSTS": mlflow_allowed_hosts(),
         "WEBAPP_MLFLOW_UI_URL": settings.mlflow_url,
         # Airflow's tasks use the pipelines' service account; the web app its own (WEBAPP_MLFLOW_*).
         "MLFLOW_TRACKING_USERNAME": PIPELINES_MLFLOW_USER,

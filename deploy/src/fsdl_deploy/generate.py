@@ -3,6 +3,7 @@
 usage: python -m fsdl_deploy.generate [--check]   (make generate)
 
 - ``docker-compose.yml``'s ``x-generated`` block: every container's environment and command;
+- ``docker-compose.worker.yml``'s: a worker host's environment and command;
 - ``Procfile`` and ``Procfile.distributed``: the local modes' processes;
 - ``monitoring/prometheus.yml``: what Prometheus scrapes in compose;
 - ``.env.example``: every variable, with its default and meaning.
@@ -21,6 +22,7 @@ from typing import Final
 import yaml
 
 from fsdl_deploy import compose, envfile, prometheus, roles
+from fsdl_deploy.files import referenced_variables
 
 ROOT: Final = Path(__file__).resolve().parents[3]
 
@@ -41,12 +43,16 @@ def _prometheus_yml(_: str) -> str:
 
 FILES: Final[dict[str, Callable[[str], str]]] = {
     "docker-compose.yml": compose.with_generated_block,
+    "docker-compose.worker.yml": lambda text: compose.with_generated_block(text, compose.worker_block),
     "Procfile": lambda _: roles.procfile("embedded", BANNER),
     "Procfile.distributed": lambda _: roles.procfile("distributed", BANNER),
     "monitoring/prometheus.yml": _prometheus_yml,
     ".env.example": lambda _: envfile.env_example(),
 }
 """Each generated file, and how to make it from its current text (only compose keeps a part of it)."""
+
+
+COMPOSE_FILES: Final = ("docker-compose.yml", "docker-compose.primary.yml", "docker-compose.worker.yml")
 
 
 def expected(root: Path = ROOT) -> dict[str, str]:
@@ -56,9 +62,12 @@ def expected(root: Path = ROOT) -> dict[str, str]:
         path = root / name
         out[name] = make(path.read_text() if path.exists() else "")
     problems = compose.check_services_use_the_block(out["docker-compose.yml"])
-    undocumented = compose.referenced_variables(out["docker-compose.yml"]) - envfile.documented()
-    if undocumented:
-        problems.append(f"docker-compose.yml refers to variables .env.example does not list: {sorted(undocumented)}")
+    problems += compose.check_worker_file(out["docker-compose.worker.yml"])
+    for name in COMPOSE_FILES:
+        text = out[name] if name in out else (root / name).read_text()
+        undocumented = referenced_variables(text) - envfile.documented()
+        if undocumented:
+            problems.append(f"{name} refers to variables .env.example does not list: {sorted(undocumented)}")
     if problems:
         raise ValueError("; ".join(problems))
     return out

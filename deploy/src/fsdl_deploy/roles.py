@@ -53,7 +53,7 @@ _MLFLOW: Final = (
     "--host", _env("MLFLOW_BIND_HOST", "0.0.0.0"),
     "--port", _env("MLFLOW_PORT", 5000),
     "--workers", "1",
-    "--allowed-hosts", Value('"$MLFLOW_ALLOWED_HOSTS"', chosen("MLFLOW_ALLOWED_HOSTS", mlflow_allowed_hosts(5000))),
+    "--allowed-hosts", Value('"$MLFLOW_ALLOWED_HOSTS"', chosen("MLFLOW_ALLOWED_HOSTS", mlflow_allowed_hosts())),
 )  # fmt: skip
 _STATSD_EXPORTER: Final = (
     "python", "monitoring/statsd_exporter.py",
@@ -70,11 +70,17 @@ _PROMETHEUS: Final = (
     "--web.config.file", Value('"$FSDL_STORAGE_DIR/prometheus/web.yml"', "/etc/prometheus/web.yml"),
 )  # fmt: skip
 
+_QUEUES: Final = chosen("FSDL_WORKER_QUEUES", "default")
+
 ROLES: Final = {
     "airflow-apiserver": Role(("airflow", "api-server"), image_entrypoint=_AIRFLOW),
     "airflow-scheduler": Role(("airflow", "scheduler"), image_entrypoint=_AIRFLOW),
     "airflow-dag-processor": Role(("airflow", "dag-processor"), image_entrypoint=_AIRFLOW),
-    "airflow-worker": Role(("airflow", "celery", "worker"), _DISTRIBUTED, image_entrypoint=_AIRFLOW),
+    "airflow-worker": Role(
+        ("airflow", "celery", "worker", "--queues", _env("FSDL_WORKER_QUEUES", _QUEUES)),
+        _DISTRIBUTED,
+        image_entrypoint=_AIRFLOW,
+    ),
     "flower": Role(("airflow", "celery", "flower"), _DISTRIBUTED, image_entrypoint=_AIRFLOW),
     "mlflow": Role(_MLFLOW),
     "webapp": Role(("gunicorn", "-c", "python:fsdl_webapp.gunicorn_conf", "fsdl_webapp:create_app()")),

@@ -2,7 +2,8 @@
 
 usage: python -m fsdl_deploy.secrets FILE [--compose]
 
---compose also adds AIRFLOW_UID, POSTGRES_PASSWORD and REDIS_PASSWORD (only docker compose uses them). The file is
+--compose also adds AIRFLOW_UID, POSTGRES_PASSWORD, REDIS_PASSWORD and CELERY_RESULTS_PASSWORD (only docker compose
+uses them). The file is
 left readable by its owner only (0600). The logins it generates are printed once, on standard
 output; later runs print nothing (the values stay in FILE).
 
@@ -60,6 +61,7 @@ COMPOSE = {
     "AIRFLOW_UID": _airflow_uid,
     "POSTGRES_PASSWORD": token,
     "REDIS_PASSWORD": token,
+    "CELERY_RESULTS_PASSWORD": token,
 }
 
 LOGINS = {  # printed once when generated: (service, user variable, default user)

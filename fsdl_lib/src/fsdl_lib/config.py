@@ -138,6 +138,12 @@ class Settings(EnvSettings):
         "Celery queue of the compute tasks (extraction, training): a queue only some workers take, a GPU or "
         "big-CPU host's (`airflow celery worker --queues`); empty: Airflow's default queue, as every other task.",
     )
+    worker_queues: str = setting(
+        "FSDL_WORKER_QUEUES",
+        "default",
+        "Celery queues this host's worker takes, comma-separated: 'default' is Airflow's; add FSDL_COMPUTE_QUEUE "
+        "where this worker should run compute tasks too.",
+    )
     extract_shard_size: int = setting(
         "FSDL_EXTRACT_SHARD_SIZE",
         1024,

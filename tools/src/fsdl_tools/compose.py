@@ -3,6 +3,7 @@ the compose benchmark drive the platform's containers through this one class."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
@@ -154,20 +155,33 @@ class ComposeProject:
     ``settings`` go into `.env` after what `make secrets` writes (ports are picked free unless given).
     """
 
-    def __init__(self, workdir: Path, settings: dict[str, str] | None = None, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        settings: dict[str, str] | None = None,
+        *,
+        name: str | None = None,
+        files: tuple[str, ...] = ("docker-compose.yml", OVERRIDE.name),
+    ) -> None:
         self.dir = workdir
         self.name = name or f"{TEST_PROJECT_PREFIX}{secrets.token_hex(3)}"
         self.settings = settings or {}
+        self.files = files
         self.log = workdir.parent / f"{self.name}.log"
 
     # --- set-up -------------------------------------------------------------------------------
-    def create(self) -> ComposeProject:
+    def copy(self) -> ComposeProject:
+        """The repository's files (and the tests' override) in the project's folder."""
         self.dir.mkdir(parents=True, exist_ok=True)
         for name in repository_files():
             target = self.dir / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target)
         shutil.copy(OVERRIDE, self.dir / OVERRIDE.name)
+        return self
+
+    def create(self) -> ComposeProject:
+        self.copy()
         shutil.copy(self.dir / ".env.example", self.dir / ".env")
         subprocess.run(
             [sys.executable, "-m", "fsdl_deploy.secrets", ".env", "--compose"], cwd=self.dir, check=True,
@@ -179,6 +193,25 @@ class ComposeProject:
             env.write("\n# --- the live compose test ---\n")
             env.writelines(f"{k}={v}\n" for k, v in {**ports, **self.settings}.items())
         return self
+
+    def worker_host(self, workdir: Path, address: str, hostname: str) -> ComposeProject:
+        """A second project from ``docker-compose.worker.yml``, standing in for a worker host: its `.env`
+        is what `make worker-env` writes from this project's, with this project at ``address``."""
+        worker = ComposeProject(workdir, name=f"{self.name}w", files=("docker-compose.worker.yml",)).copy()
+        subprocess.run(
+            [sys.executable, "-m", "fsdl_deploy.workers", str(self.dir / ".env"), str(worker.dir / ".env"),
+             "--address", address, "--hostname", hostname],
+            cwd=worker.dir, check=True, capture_output=True,
+        )  # fmt: skip
+        return worker
+
+    @staticmethod
+    def bridge_gateway() -> str:
+        """The host's address on Docker's default bridge: every container reaches the ports published
+        on it, and nothing outside this machine does."""
+        (config,) = json.loads(docker("network", "inspect", "bridge", "-f", "{{json .IPAM.Config}}").stdout)[:1]
+        # Docker leaves Gateway out where it took the default, the subnet's first address.
+        return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
     @property
     def env(self) -> dict[str, str]:
@@ -201,7 +234,8 @@ class ComposeProject:
 
     # --- compose ------------------------------------------------------------------------------
     def compose(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = ["docker", "compose", "-p", self.name, "-f", "docker-compose.yml", "-f", OVERRIDE.name, *args]
+        files = [argument for name in self.files for argument in ("-f", name)]
+        command = ["docker", "compose", "-p", self.name, *files, *args]
         start = time.monotonic()
         result = subprocess.run(command, cwd=self.dir, capture_output=True, text=True, timeout=timeout)
         with self.log.open("a") as log:
