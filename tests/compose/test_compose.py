@@ -104,6 +104,9 @@ def test_airflow_containers_get_the_derived_values_with_the_secrets_of_env(role,
     layout = dataclasses.replace(AirflowLayout.container(), base_url="http://localhost:8080")
     expected = airflow_environment(settings, "distributed", layout)
     env = compose_config["services"][role]["environment"]
+    # Celery's results are in their own database, with a role that reaches nothing else (worker hosts hold it).
+    results = f"db+postgresql://celery:{dotenv['CELERY_RESULTS_PASSWORD']}@postgres:5432/celery_results"
+    expected["AIRFLOW__CELERY__RESULT_BACKEND"] = results
     assert {name: env[name] for name in expected} == expected
     for name in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
         assert env[name] == dotenv[name]

@@ -39,13 +39,15 @@ def celery_control(project: ComposeProject, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def worker_host(project, tmp_path_factory) -> Iterator[ComposeProject]:
+    # Up already when the whole layer runs (test_compose_live.py first); this module alone starts it.
+    project.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "600", timeout=2400)
     host = project.worker_host(tmp_path_factory.mktemp("worker-host") / "fsdl", project.env["WORKERS_BIND_HOST"],
                                HOSTNAME)  # fmt: skip
     start = time.monotonic()
     try:
         host.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", "300", timeout=400)
         TIMINGS["worker host up until healthy"] = time.monotonic() - start
-        assert "queue: compute" in celery_control(project, "cancel_consumer", COMPUTE_QUEUE).replace("'", "")
+        assert f"no longer consuming from {COMPUTE_QUEUE}" in celery_control(project, "cancel_consumer", COMPUTE_QUEUE)
         yield host
     finally:
         celery_control(project, "add_consumer", COMPUTE_QUEUE)
