@@ -77,6 +77,21 @@ def test_the_worker_host_mounts_nothing_and_reaches_only_the_published_ports(pro
     redis_ip = next(iter(json.loads(docker("inspect", project.container("redis")).stdout)[0]["NetworkSettings"]
                          ["Networks"].values()))["IPAddress"]  # fmt: skip
     assert not reaches(redis_ip, 6379)
+
+    # Redis and Postgres answer only with their passwords, and the worker host's Postgres role reaches
+    # Celery's results and nothing else.
+    def refused(probe: str) -> str:
+        result = docker("exec", container, "python", "-c", probe, check=False)
+        assert result.returncode != 0, f"accepted: {probe}"
+        return result.stderr
+
+    redis = f"import redis; redis.Redis(host='redis', port={env['REDIS_PORT']}).ping()"
+    assert "Authentication required" in refused(redis)
+    connect = "import psycopg2; psycopg2.connect(host='postgres', port={}, user={!r}, password={!r}, dbname={!r})"
+    port, password = env["POSTGRES_PORT"], env["CELERY_RESULTS_PASSWORD"]
+    assert "password authentication failed" in refused(connect.format(port, "celery", "wrong", "celery_results"))
+    assert "permission denied for database" in refused(connect.format(port, "celery", password, "airflow"))
+    assert "password authentication failed" in refused(connect.format(port, "airflow", password, "airflow"))
     # The first host's secrets that a worker host does not need are not in its environment.
     environment = "\n".join(inspected["Config"]["Env"])
     for secret in ("POSTGRES_PASSWORD", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET",

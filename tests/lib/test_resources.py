@@ -53,3 +53,29 @@ def test_a_task_of_several_running_at_once_takes_its_share_of_the_slots(slots, p
 
     assert share(slots, parts) == each
     assert each * min(parts, slots) <= slots
+
+
+@pytest.mark.parametrize(
+    ("files", "cores"),
+    [
+        ({"cpu.max": "max 100000\n"}, 4),
+        ({"cpu.max": "100000 100000\n"}, 1),
+        ({"cpu.max": "150000 100000\n"}, 2),
+        ({"cpu.max": "800000 100000\n"}, 4),
+        ({"cpu.max": "garbage"}, 4),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),
+        ({}, 4),
+    ],
+)
+def test_a_cgroup_cpu_quota_caps_the_cores_as_the_affinity_does(tmp_path, monkeypatch, files, cores):
+    """compose's `cpus: 1` leaves the affinity at every core: the cgroup's quota says one core's worth."""
+    import os
+
+    from fsdl_lib.resources import available_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert available_cores(tmp_path) == cores

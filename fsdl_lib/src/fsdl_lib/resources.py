@@ -12,8 +12,10 @@ cores divided by the executor's slots. ``FSDL_TASK_THREADS`` overrides both.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
+from pathlib import Path
 from typing import Final
 
 log = logging.getLogger(__name__)
@@ -26,12 +28,34 @@ THREAD_VARIABLES: Final = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_T
 _limit: int | None = None
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+CGROUP: Final = Path("/sys/fs/cgroup")
+"""Where this process's cgroup shows its CPU quota: what ``docker run --cpus`` and compose's ``cpus`` set."""
+
+
+def cpu_quota(cgroup: Path = CGROUP) -> float | None:
+    """Cores' worth of CPU time the cgroup may use (cgroup v2 ``cpu.max``, else v1's CFS quota); None: no limit."""
     try:
-        return len(os.sched_getaffinity(0))
+        if (cgroup / "cpu.max").exists():
+            limit, period = (cgroup / "cpu.max").read_text().split()[:2]
+        else:
+            limit = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        quota, length = int(limit), int(period)
+    except (OSError, ValueError):  # absent, "max", or unreadable: no limit we can tell
+        return None
+    return quota / length if quota > 0 and length > 0 else None
+
+
+def available_cores(cgroup: Path = CGROUP) -> int:
+    """The cores this process may run on: its CPU affinity (which taskset and ``cpuset`` narrow), and
+    no more than its cgroup's CPU quota (``cpus: 1`` leaves the affinity at every core but lets the
+    group run one core's worth of time: more threads than that only wait for each other)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota(cgroup)
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
 
 
 def compute_slots(configured: int = 0) -> int:

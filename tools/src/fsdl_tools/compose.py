@@ -194,10 +194,14 @@ class ComposeProject:
             env.writelines(f"{k}={v}\n" for k, v in {**ports, **self.settings}.items())
         return self
 
-    def worker_host(self, workdir: Path, address: str, hostname: str) -> ComposeProject:
-        """A second project from ``docker-compose.worker.yml``, standing in for a worker host: its `.env`
-        is what `make worker-env` writes from this project's, with this project at ``address``."""
-        worker = ComposeProject(workdir, name=f"{self.name}w", files=("docker-compose.worker.yml",)).copy()
+    def worker_host(
+        self, workdir: Path, address: str, hostname: str, *, overrides: tuple[str, ...] = ()
+    ) -> ComposeProject:
+        """A second project from ``docker-compose.worker.yml`` (and ``overrides``, files of the repository),
+        standing in for a worker host: its `.env` is what `make worker-env` writes from this project's,
+        with this project at ``address``."""
+        files = ("docker-compose.worker.yml", *overrides)
+        worker = ComposeProject(workdir, name=f"{self.name}{hostname}", files=files).copy()
         subprocess.run(
             [sys.executable, "-m", "fsdl_deploy.workers", str(self.dir / ".env"), str(worker.dir / ".env"),
              "--address", address, "--hostname", hostname],
