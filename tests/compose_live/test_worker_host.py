@@ -40,7 +40,8 @@ def celery_control(project: ComposeProject, *args: str) -> str:
 @pytest.fixture(scope="module")
 def worker_host(project, tmp_path_factory) -> Iterator[ComposeProject]:
     # Up already when the whole layer runs (test_compose_live.py first); this module alone starts it.
-    project.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "600", timeout=2400)
+    if not project.ps():
+        project.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "600", timeout=2400)
     host = project.worker_host(tmp_path_factory.mktemp("worker-host") / "fsdl", project.env["WORKERS_BIND_HOST"],
                                HOSTNAME)  # fmt: skip
     start = time.monotonic()
