@@ -14,7 +14,7 @@ import pytest
 from fsdl_deploy import compose, workers
 from fsdl_deploy.files import referenced_variables
 from fsdl_deploy.objectstore import credential_variables
-from fsdl_deploy.secrets import COMPOSE, SECRETS
+from fsdl_deploy.secrets import COMPOSE, SECRETS, read_env_file
 from tests.conftest import ROOT
 
 ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/{}"
@@ -52,7 +52,7 @@ def test_worker_env_carries_what_the_worker_file_refers_to_and_nothing_else(tmp_
     out = tmp_path / "worker.env"
     assert workers.main([str(env), str(out), "--address", "10.1.2.3", "--hostname", "gpu-1", "--root", str(ROOT)]) == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    values = dict(line.split("=", 1) for line in out.read_text().splitlines() if not line.startswith("#"))
+    values = read_env_file(out)
     assert values["FSDL_PRIMARY_ADDRESS"] == "10.1.2.3"
     assert values["FSDL_WORKER_HOSTNAME"] == "gpu-1"
     assert values["FSDL_IMAGE_SIZE"] == "96"
