@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import tempfile
 import time
 from datetime import datetime
@@ -32,6 +33,26 @@ from fsdl_tools.compose import ComposeProject, offline_settings
 
 DAG = "intel_scenes_sequential"
 QUEUE = "compute"
+
+
+def cpu_seconds(projects: list[ComposeProject]) -> dict[str, float]:
+    """CPU time each project's containers have used so far, from their cgroups (v1 cpuacct or v2 cpu.stat)."""
+    used: dict[str, float] = {}
+    for project in projects:
+        ids = subprocess.run(
+            ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=com.docker.compose.project={project.name}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        total = 0.0
+        for cid in ids:
+            v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+            v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat")
+            if v1.exists():
+                total += int(v1.read_text()) / 1e9
+            elif v2.exists():
+                total += int(v2.read_text().split("usage_usec")[1].split()[0]) / 1e6
+        used[project.name] = total
+    return used
 
 
 def seconds(start: str | None, end: str | None) -> float:
@@ -77,6 +98,7 @@ def extraction(airflow: AirflowClient, timeout: float) -> dict[str, Any]:
         "wall": seconds(min(ti["queued_when"] for ti in shards), max(ti["end_date"] for ti in shards)),
         "waits": [seconds(ti["queued_when"], ti["start_date"]) for ti in shards],
         "per_image": [seconds(ti["start_date"], ti["end_date"]) / n for ti, n in zip(shards, images, strict=True)],
+        "busy": sum(seconds(ti["start_date"], ti["end_date"]) for ti in shards),
         "hosts": sorted({ti["hostname"] for ti in shards}),
         "dataset": seconds(dataset["start_date"], dataset["end_date"]),
     }
@@ -122,7 +144,10 @@ def main() -> None:
                     hosts.append(host)
                 removed = empty_feature_store(primary)
                 print(f"{count} worker host(s): feature store emptied ({removed} objects); extracting ...", flush=True)
+                before = cpu_seconds([primary, *hosts])
                 results[count] = extraction(airflow, 3600)
+                after = cpu_seconds([primary, *hosts])
+                results[count]["cpu"] = {name: after[name] - before.get(name, 0.0) for name in after}
                 print(f"  {results[count]['images']} images in {results[count]['shards']} shards on "
                       f"{results[count]['hosts']}: {results[count]['wall']:.1f} s", flush=True)  # fmt: skip
                 time.sleep(10)  # the stopped run's last task ends
@@ -139,6 +164,13 @@ def main() -> None:
               f"(min {min(r['per_image']) * 1000:.0f}, max {max(r['per_image']) * 1000:.0f}); "
               f"a shard's wait for a worker: median {statistics.median(r['waits']):.1f} s; "
               f"create_dataset {r['dataset']:.1f} s")  # fmt: skip
+    for count, r in results.items():
+        spent = ", ".join(f"{name} {cpu:.0f} s" for name, cpu in r["cpu"].items())
+        print(f"  CPU time used from the trigger to the dataset, {count} worker host(s): {spent}")
+    between = (one["wall"] - one["busy"]) / one["images"]
+    print(f"  one worker host: {one['busy']:.1f} s inside the shards (reading photos from the store, extracting, "
+          f"writing features), {one['wall'] - one['busy']:.1f} s between them (broker, scheduler, task start): "
+          f"{between * 1000:.1f} ms per image on top of {one['busy'] / one['images'] * 1000:.0f} ms")
     speedup = (two["images"] / two["wall"]) / (one["images"] / one["wall"])
     print(f"  two worker hosts against one: {speedup:.2f}x (goal >= 1.8x)")
     per_image = one["wall"] / one["images"]  # one worker, everything included
