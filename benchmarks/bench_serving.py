@@ -46,6 +46,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def start_mlflow(tmp: Path) -> subprocess.Popen:
+    """A real MLflow server on SQLite in ``tmp``, answering; this process's client points at it."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination", str(tmp / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", 180)
+    except BaseException:
+        proc.terminate()
+        raise
+    os.environ["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
+    return proc
+
+
 def register_model(tmp: Path) -> str:
     import mlflow
 
@@ -159,17 +177,10 @@ def main() -> None:
     floor = int(subprocess.run([sys.executable, "-c", FLOOR], capture_output=True, text=True, check=True).stdout)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        mlflow_port, web_port = free_port(), free_port()
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        mlflow = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination", str(tmp / "artifacts")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        )  # fmt: skip
+        web_port = free_port()
+        mlflow = start_mlflow(tmp)
         web = pyfunc = None
         try:
-            wait_for_http(f"http://127.0.0.1:{mlflow_port}/health", 180)
-            os.environ["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{mlflow_port}"
             classifier_uri = register_model(tmp)
             web_env = {
                 **os.environ,

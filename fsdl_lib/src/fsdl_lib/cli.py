@@ -39,6 +39,16 @@ def _download_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_graph(args: argparse.Namespace) -> int:
+    from fsdl_lib.features import FeatureExtractor
+    from fsdl_lib.graph import export_graph
+
+    extractor = FeatureExtractor.from_settings(config.load_settings())
+    digest = export_graph(extractor, args.output)
+    print(f"backbone {extractor.id} exported to {args.output} (sha256 {digest})")
+    return 0
+
+
 def _seed(args: argparse.Namespace) -> int:
     from fsdl_lib.seeding import seed_file, seed_scenes
 
@@ -79,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
     download = sub.add_parser("download-weights", help="download the pinned ImageNet weights")
     download.set_defaults(func=_download_weights)
+
+    graph = sub.add_parser("export-graph", help="export the configured backbone, weights included, as an ONNX graph")
+    graph.add_argument("output", type=Path, help="the .onnx file to write")
+    graph.set_defaults(func=_export_graph)
 
     seed = sub.add_parser("seed", help="seed the scene splits from the sample photos if empty")
     seed.add_argument("--sample", type=Path, default=Path("samples/intel_scenes"))

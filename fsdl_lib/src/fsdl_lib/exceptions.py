@@ -31,6 +31,10 @@ class WeightsUnavailableError(FsdlError):
     """The pretrained backbone weights are neither cached nor downloadable."""
 
 
+class GraphUnavailableError(FsdlError):
+    """The exported backbone graph is missing, unreadable, or not a backbone graph."""
+
+
 class StorageError(FsdlError):
     """The data's store cannot be used: down, the credentials refused, the bucket missing; the
     message names the store and the setting to check."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from fsdl_lib.exceptions import WeightsUnavailableError
-from fsdl_lib.preprocessing import Preprocessor, transform_id
+from fsdl_lib.preprocessing import Preprocessor, normalise, transform_id
 from fsdl_lib.resources import apply_to_torch
 
 if TYPE_CHECKING:
@@ -178,6 +178,27 @@ class FeatureExtractor:
             torch_home=settings.torch_home,
             download=settings.weights_download,
         )
+
+    feature_dim: Final = FEATURE_DIM
+
+    def pixels_module(self) -> torch.nn.Module:
+        """The network from RGB bytes, (N, size, size, 3) uint8, to features: the normalisation of
+        :meth:`Preprocessor.batch` then the backbone, as one module (what :mod:`fsdl_lib.graph` exports)."""
+        import torch
+
+        preprocessor, backbone = self.preprocessor, self.model
+
+        class PixelsToFeatures(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.backbone = backbone
+                self.register_buffer("mean", preprocessor._mean.clone())
+                self.register_buffer("std", preprocessor._std.clone())
+
+            def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+                return self.backbone(normalise(pixels, self.mean, self.std))
+
+        return PixelsToFeatures().eval()
 
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         """Run the backbone on an already preprocessed batch."""

@@ -1,4 +1,10 @@
-"""The image transform shared by training and serving, so the two can never drift apart."""
+"""The image transform shared by training and serving, so the two can never drift apart.
+
+It has two halves. :func:`pixels` resizes an image to the backbone's input and leaves it as RGB bytes;
+it needs no torch, and serving runs it before the exported graph. :func:`normalise` turns those bytes
+into the network's input; it is torch, and it is the first operation of the exported graph, so the
+eager extractor and the graph compute the same thing from the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,30 @@ if TYPE_CHECKING:
 
 IMAGENET_MEAN: Final[tuple[float, float, float]] = (0.485, 0.456, 0.406)
 IMAGENET_STD: Final[tuple[float, float, float]] = (0.229, 0.224, 0.225)
+
+
+def pixels(image: Image.Image, image_size: int) -> np.ndarray:
+    """``image`` as RGB bytes of shape (size, size, 3): converted to RGB, both sides resized bilinearly."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    size = (image_size, image_size)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def pixel_batch(images: list[Image.Image], image_size: int) -> np.ndarray:
+    """Several images as one (N, size, size, 3) uint8 array: the exported graph's input."""
+    out = np.empty((len(images), image_size, image_size, 3), dtype=np.uint8)
+    for row, image in enumerate(images):
+        out[row] = pixels(image, image_size)
+    return out
+
+
+def normalise(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(N, size, size, 3) uint8 bytes to the (N, 3, size, size) float32 input ImageNet's networks expect;
+    ``mean`` and ``std`` are shaped (3, 1, 1)."""
+    return (batch.permute(0, 3, 1, 2).contiguous().float().div(255.0) - mean) / std
 
 
 def transform_id(image_size: int) -> str:
@@ -41,22 +71,13 @@ class Preprocessor:
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """Return a float32 tensor of shape (3, size, size)."""
-        import torch
-
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        size = (self.image_size, self.image_size)
-        if image.size != size:
-            image = image.resize(size, Image.Resampling.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
-        tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
-        return (tensor - self._mean) / self._std
+        return self.batch([image])[0]
 
     def batch(self, images: list[Image.Image]) -> torch.Tensor:
         """Stack several images into a (N, 3, size, size) tensor."""
         import torch
 
-        return torch.stack([self(image) for image in images])
+        return normalise(torch.from_numpy(pixel_batch(images, self.image_size)), self._mean, self._std)
 
     def __repr__(self) -> str:
         return f"Preprocessor(image_size={self.image_size})"

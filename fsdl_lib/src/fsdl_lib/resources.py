@@ -92,6 +92,11 @@ def limit_threads(threads: int) -> None:
         apply_to_torch()
 
 
+def current_limit() -> int:
+    """The threads this process's pools may run: the limit :func:`limit_threads` set, else every core it may use."""
+    return _limit if _limit is not None else available_cores()
+
+
 def apply_to_torch() -> None:
     """Give torch the limit set by :func:`limit_threads`, if any (called when torch is loaded later)."""
     if _limit is None:

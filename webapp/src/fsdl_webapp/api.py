@@ -42,18 +42,19 @@ def predict():
     data = request.files["image"].read()
     if not data:
         raise ApiError("the uploaded file is empty")
-    settings = current_app.config["FSDL_SETTINGS"]
-    try:
-        image, image_format = decode_image(data, max_pixels=settings.max_image_pixels)
-        # What is kept (and, once accepted, trained on) carries no EXIF, GPS, XMP or comments:
-        # the same pixels, the orientation and nothing else (fsdl_lib.metadata).
-        data = strip_metadata(data)
-    except InvalidImageError as exc:
-        raise ApiError(f"not a usable image: {exc.reason}") from None
     if service.current is None:
         raise UnavailableError(no_model_message())
+    settings = current_app.config["FSDL_SETTINGS"]
     start = time.perf_counter()
-    result = service.predict(image)
+    with service.admission.admitted():  # past the latency budget: 503 at once, before any work
+        try:
+            image, image_format = decode_image(data, max_pixels=settings.max_image_pixels)
+            # What is kept (and, once accepted, trained on) carries no EXIF, GPS, XMP or comments:
+            # the same pixels, the orientation and nothing else (fsdl_lib.metadata).
+            data = strip_metadata(data)
+        except InvalidImageError as exc:
+            raise ApiError(f"not a usable image: {exc.reason}") from None
+        result = service.predict(image)
     latency_ms = (time.perf_counter() - start) * 1000
     prediction_id = uuid.uuid4().hex
     web = current_app.config["WEB_SETTINGS"]

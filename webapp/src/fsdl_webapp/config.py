@@ -133,6 +133,20 @@ class WebSettings(EnvSettings):
         25,
         "Answers from one client that may wait for review at once (more: HTTP 429 until some are decided).",
     )
+    latency_budget_seconds: float = setting(
+        "WEBAPP_LATENCY_BUDGET_SECONDS",
+        2.0,
+        "Longest a prediction should wait for the model: a worker admits as many at once as fit in it at the "
+        "measured service time; the rest get HTTP 503 with Retry-After at once.",
+    )
+    service_seconds: float = setting(
+        "WEBAPP_SERVICE_SECONDS",
+        0.25,
+        "Time of one inference assumed until the worker has measured its own (the first predictions refine it).",
+    )
+    max_in_flight: int = setting(
+        "WEBAPP_MAX_IN_FLIGHT", 0, "Most predictions one worker admits at once, whatever the budget allows (0: no cap)."
+    )
     workers: int = setting("WEBAPP_WORKERS", 1, "gunicorn worker processes (each loads ResNet50).")
     connections: int = setting(
         "WEBAPP_CONNECTIONS", 1000, "Connections one gunicorn worker serves at once (gevent; slow clients included)."

@@ -13,10 +13,11 @@ import errno
 import logging
 import sqlite3
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from fsdl_lib.exceptions import RegistryRefusedError
+from fsdl_webapp.admission import OverloadedError
 from fsdl_webapp.feedback_db import (
     AnswerConflictError,
     InvalidAnswerError,
@@ -26,6 +27,7 @@ from fsdl_webapp.feedback_db import (
     UnknownPredictionError,
     UploadsUnavailableError,
 )
+from fsdl_webapp.metrics import get_metrics
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +87,15 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(StoreError)
     def store_error(exc: StoreError):
-        response = jsonify(error=exc.message)
         if isinstance(exc, TooManyWaitingError | UploadsUnavailableError):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response, status_of(exc)
+            g.retry_after = exc.retry_after
+        return jsonify(error=exc.message), status_of(exc)
+
+    @app.errorhandler(OverloadedError)
+    def overloaded(exc: OverloadedError):
+        get_metrics().shed.inc()
+        g.retry_after = exc.retry_after
+        return jsonify(error=f"the server is busy; try again in {exc.retry_after} s"), 503
 
     @app.errorhandler(RegistryRefusedError)
     def registry_error(exc: RegistryRefusedError):
@@ -105,6 +112,16 @@ def init_app(app: Flask) -> None:
             429: f"this client is over its budget ({exc.description}); try again in the seconds Retry-After says",
         }
         return jsonify(error=messages.get(exc.code or 500, exc.description)), exc.code
+
+    def own_retry_after(response):
+        """A refusal's own Retry-After: flask-limiter writes its window's reset into every response's,
+        which would tell a client shed for a moment to stay away for a minute."""
+        if (seconds := g.get("retry_after")) is not None:
+            response.headers["Retry-After"] = str(seconds)
+        return response
+
+    # Flask runs the last registered after-request hook first: first in the list, this one runs last.
+    app.after_request_funcs.setdefault(None, []).insert(0, own_retry_after)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -30,6 +30,11 @@ class Metrics:
         self.feedback = Counter(
             "fsdl_feedback", "Feedback received", ["model_version", "correct"], registry=self.registry
         )
+        self.shed = Counter(
+            "fsdl_webapp_requests_shed",
+            "Predictions refused at once with 503 because the worker had as many in flight as its latency budget holds",
+            registry=self.registry,
+        )
         self.errors = Counter(
             "fsdl_request_errors", "API requests answered with an error", ["endpoint", "status"], registry=self.registry
         )
@@ -58,7 +63,7 @@ class ReviewQueueCollector:
 
 
 class ServingCollector:
-    """Whether a model is served, and the served version's latest drift check, at each scrape."""
+    """Whether a model is served, the work in flight, and the served version's latest drift check, at each scrape."""
 
     def __init__(self, service: Any, monitor: Any) -> None:
         self.service = service
@@ -67,6 +72,20 @@ class ServingCollector:
     def collect(self) -> Any:
         served = self.service.current
         yield GaugeMetricFamily("fsdl_model_served", "1 while a model version is served", value=int(served is not None))
+        admission = self.service.admission
+        yield GaugeMetricFamily(
+            "fsdl_webapp_in_flight", "Predictions this worker is working on", value=admission.in_flight
+        )
+        yield GaugeMetricFamily(
+            "fsdl_webapp_admission_depth",
+            "Predictions this worker admits at once (its latency budget over its service time)",
+            value=admission.depth,
+        )
+        yield GaugeMetricFamily(
+            "fsdl_webapp_service_seconds",
+            "This worker's running average of one inference",
+            value=admission.service_seconds,
+        )
         if served is None:
             return
         status = self.monitor.status(limit=self.monitor.persist_checks)

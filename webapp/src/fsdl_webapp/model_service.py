@@ -23,6 +23,7 @@ from fsdl_lib import tracking
 from fsdl_lib.classes import SCENE_CLASSES
 from fsdl_lib.exceptions import IncompatibleModelError, ModelNotFoundError, UnsafeModelError
 from fsdl_lib.inference import class_probabilities
+from fsdl_webapp.admission import Admission
 from fsdl_webapp.offload import InferenceRunner
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,11 @@ class ModelService:
         name: str,
         alias: str,
         poll_seconds: float,
+        admission: Admission,
         on_change: Callable[[ServedModel], None] | None = None,
     ) -> None:
         self.extractor = extractor
+        self.admission = admission
         self.on_change = on_change
         self.name = name
         self.alias = alias
@@ -177,8 +180,11 @@ class ModelService:
         return Prediction(label, probabilities, served, features[0])
 
     def _scores(self, model: Any, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        start = time.perf_counter()
         features = self.extractor.extract([image])
-        return class_probabilities(model, features)[0], features
+        scores = class_probabilities(model, features)[0]
+        self.admission.observe(time.perf_counter() - start)  # the service time alone, not the wait for the thread
+        return scores, features
 
     def status(self) -> dict[str, Any]:
         served = self._current
@@ -190,6 +196,12 @@ class ModelService:
             "last_check": self.last_check,
             "last_error": self.last_error,
             "poll_seconds": self.poll_seconds,
+            "admission": {
+                "in_flight": self.admission.in_flight,
+                "depth": self.admission.depth,
+                "service_seconds": round(self.admission.service_seconds, 4),
+                "latency_budget_seconds": self.admission.budget_seconds,
+            },
         }
 
     def start(self, housekeeping: Callable[[], None] | None = None) -> None:

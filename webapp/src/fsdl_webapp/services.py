@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from fsdl_lib.config import Settings
+from fsdl_webapp.admission import Admission
 from fsdl_webapp.config import WebSettings
 from fsdl_webapp.drift import DriftMonitor
 from fsdl_webapp.feedback_db import FeedbackDatabase
@@ -77,6 +78,7 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
         settings.scenes_model_name,
         web.model_alias,
         web.poll_seconds,
+        admission=Admission(web.latency_budget_seconds, web.service_seconds, web.max_in_flight),
         on_change=lambda served: records.served.record(served.name, served.version, served.alias, served.loaded_at),
     )
     monitor = DriftMonitor(service, records.predictions, records.drift, web, status_path=settings.drift_status_path)

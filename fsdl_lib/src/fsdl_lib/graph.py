@@ -1,0 +1,179 @@
+"""The backbone as one exported ONNX graph, and the extractor that runs it without torch.
+
+:func:`export_graph` writes the eager :class:`~fsdl_lib.features.FeatureExtractor`'s network, with
+its weights and the normalisation of :mod:`fsdl_lib.preprocessing`, as one ONNX file. Its input is
+what :func:`~fsdl_lib.preprocessing.pixel_batch` makes of the images: (N, size, size, 3) RGB bytes.
+The file carries its backbone id and input size in its metadata, so a graph is never run for a model
+trained on another backbone's features: :class:`GraphExtractor` refuses it, as it refuses a file
+that is not a graph. Exporting needs torch; running the graph needs only ONNX Runtime and numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from fsdl_lib.exceptions import GraphUnavailableError, IncompatibleModelError
+from fsdl_lib.preprocessing import pixel_batch
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from fsdl_lib.features import FeatureExtractor
+
+log = logging.getLogger(__name__)
+
+INPUT: Final = "images"
+OUTPUT: Final = "features"
+OPSET: Final = 18
+META_BACKBONE: Final = "fsdl.backbone_id"
+META_IMAGE_SIZE: Final = "fsdl.image_size"
+META_FEATURE_DIM: Final = "fsdl.feature_dim"
+_BATCH: Final = 8
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_graph(extractor: FeatureExtractor, path: Path) -> str:
+    """Export ``extractor``'s network (normalisation included) to ``path``; returns the file's sha256.
+
+    The batch dimension is dynamic; the image size is fixed, and recorded with the backbone id in the
+    graph's metadata. The file appears whole or not at all.
+    """
+    import onnx
+    import torch
+
+    from fsdl_lib.atomic import atomic_writer
+
+    module = extractor.pixels_module().cpu().eval()
+    size = extractor.preprocessor.image_size
+    example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    log.info("exporting backbone %s to ONNX (opset %d) ...", extractor.id, OPSET)
+    program = torch.onnx.export(
+        module,
+        (example,),
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_shapes={"pixels": {0: batch}},
+        opset_version=OPSET,
+        dynamo=True,
+        verbose=False,
+    )
+    model = program.model_proto
+    onnx.helper.set_model_props(
+        model,
+        {META_BACKBONE: extractor.id, META_IMAGE_SIZE: str(size), META_FEATURE_DIM: str(extractor.feature_dim)},
+    )
+    onnx.checker.check_model(model)
+    with atomic_writer(path) as handle:
+        handle.write(model.SerializeToString())
+    digest = file_sha256(path)
+    log.info("backbone graph %s written to %s (%.1f MB, sha256 %s)", extractor.id, path,
+             path.stat().st_size / 1e6, digest[:12])  # fmt: skip
+    return digest
+
+
+def session_options(threads: int = 0) -> Any:
+    """ONNX Runtime options for the backbone: every graph optimisation, ``threads`` (0: all cores the
+    process may use, see :mod:`fsdl_lib.resources`) running one operator's work, and no spinning
+    threads between calls (serving waits for requests, and a task shares the cores)."""
+    import onnxruntime as ort
+
+    from fsdl_lib.resources import current_limit
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or current_limit()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: its warnings go to stderr, not to our log
+    return options
+
+
+class GraphExtractor:
+    """Features from an exported backbone graph: images in, (N, feature_dim) float32 out, like
+    :class:`~fsdl_lib.features.FeatureExtractor`, with ONNX Runtime on the CPU.
+
+    ``expected_id``, when given, is the backbone the caller's model was trained on; a graph of another
+    backbone is refused with :class:`~fsdl_lib.exceptions.IncompatibleModelError`. A file that is
+    missing or not a backbone graph raises :class:`~fsdl_lib.exceptions.GraphUnavailableError`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, expected_id: str | None = None, batch_size: int = 0, threads: int = 0
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise GraphUnavailableError(f"the backbone graph {path} cannot be read ({exc.strerror or exc})") from exc
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            self.session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime raises its own classes for a corrupt or foreign file
+            raise GraphUnavailableError(
+                f"{path} is not a usable ONNX graph ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                "export it again from the backbone (`fsdl export-graph`)"
+            ) from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.id = meta[META_BACKBONE]
+            self.image_size = int(meta[META_IMAGE_SIZE])
+            self.feature_dim = int(meta[META_FEATURE_DIM])
+        except (KeyError, ValueError) as exc:
+            raise GraphUnavailableError(
+                f"{path} is an ONNX graph but not a backbone graph: its metadata lacks {exc}"
+            ) from exc
+        if expected_id is not None and self.id != expected_id:
+            raise IncompatibleModelError(
+                f"the backbone graph {path} computes features of backbone {self.id!r}, but the model was "
+                f"trained on features of {expected_id!r}"
+            )
+        (graph_input,) = self.session.get_inputs()
+        if graph_input.name != INPUT or graph_input.type != "tensor(uint8)":
+            raise GraphUnavailableError(f"{path} takes {graph_input.name} ({graph_input.type}), not uint8 {INPUT}")
+        self.batch_size = batch_size or _BATCH
+        log.info("backbone graph %s ready (%s, sha256 %s)", self.id, path.name, self.sha256[:12])
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """Run the graph on (N, size, size, 3) uint8 pixels."""
+        (features,) = self.session.run([OUTPUT], {INPUT: batch})
+        return features
+
+    def extract(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Features of ``images`` in order, computed ``batch_size`` at a time."""
+        if not images:
+            return np.empty((0, self.feature_dim), dtype=np.float32)
+        chunks = [
+            self.forward(pixel_batch(list(images[start : start + self.batch_size]), self.image_size))
+            for start in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return f"GraphExtractor(id={self.id!r}, path={str(self.path)!r})"
+
+
+def max_relative_difference(features: np.ndarray, reference: np.ndarray) -> float:
+    """How far ``features`` are from ``reference``: per image, the largest absolute difference over the
+    reference's largest magnitude; the worst image. (Element by element, features near zero make any
+    ratio meaningless; a classifier sees the vector.)"""
+    if features.shape != reference.shape:
+        raise ValueError(f"shapes differ: {features.shape} and {reference.shape}")
+    scale = np.maximum(np.abs(reference).max(axis=1), np.finfo(np.float32).tiny)
+    return float((np.abs(features - reference).max(axis=1) / scale).max()) if len(reference) else 0.0
