@@ -80,3 +80,28 @@ def test_a_prediction_past_the_budget_gets_503_with_retry_after(tmp_path, extrac
     assert first["label"]  # the admitted one was answered
     assert "fsdl_webapp_requests_shed_total 1.0" in app.test_client().get("/metrics").text
     predict(app.test_client())  # its place is free again
+
+
+def test_a_refusal_comes_before_the_budgets_and_the_upload(tmp_path, extractor, production_model):
+    """A shed request costs the server next to nothing: it is refused before the client's budgets are
+    counted (so it spends none of them) and before the upload is read (a body that is not even an
+    image gets 503, not 400)."""
+    gated = GatedExtractor(extractor)
+    app = make_app(
+        tmp_path, gated, production_model, latency_budget_seconds=4.0, service_seconds=3.0,
+        rate_limit_predict="2/minute",
+    )  # fmt: skip
+    holder = threading.Thread(target=lambda: predict(app.test_client()))
+    holder.start()
+    try:
+        assert gated.entered.wait(60)
+        for _ in range(5):
+            refused = app.test_client().post("/api/v1/predict", data=b"not a form", content_type="text/plain")
+            assert refused.status_code == 503
+            assert refused.headers["Retry-After"] == "3"
+    finally:
+        gated.gate.set()
+        holder.join(60)
+    predict(app.test_client())  # the second of two a minute: the five refusals spent nothing
+    over = app.test_client().post("/api/v1/predict", data={"image": (io.BytesIO(PHOTO), "photo.jpg")})
+    assert over.status_code == 429

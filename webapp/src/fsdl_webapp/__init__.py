@@ -52,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from fsdl_webapp import (
         access,
+        admission,
         api,
         errors,
         health,
@@ -65,6 +66,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     services.init_app(app, extractor=config.get("EXTRACTOR"), start_polling=config.get("START_POLLING", True))
+    # First of the request hooks: a prediction past the latency budget is refused before anything else runs.
+    admission.init_app(app, ADMITTED_ENDPOINTS, lambda: services.get_model_service().admission)
     metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
@@ -78,6 +81,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     return app
 
+
+ADMITTED_ENDPOINTS = {"api.predict"}
+"""The views whose work in flight is bounded (fsdl_webapp.admission): those that run the model."""
 
 LOGIN_ENDPOINTS = [
     "review.page", "review.image", "review.queue", "review.decisions", "review.decide", "rollback.page",

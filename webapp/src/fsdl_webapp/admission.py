@@ -8,6 +8,10 @@ latency budget one after another, at the measured time of one inference
 process has made, starting from ``WEBAPP_SERVICE_SECONDS``). The rest are answered at once with 503
 and a Retry-After of about the time the admitted ones need, and counted
 (``fsdl_webapp_requests_shed_total``).
+
+A refusal must cost next to nothing, or a crowd that does not wait as Retry-After asks starves the
+model with refusals alone: :func:`init_app` therefore decides before anything else runs for the
+request, before the per-client budgets are counted and before the upload is read.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+from flask import Flask, g, request
 
 _SMOOTHING = 0.2  # weight of the newest inference in the running service time
 
@@ -51,21 +57,47 @@ class Admission:
         """Seconds until the work now in flight is likely done: what a refused client should wait."""
         return max(1, math.ceil(self.in_flight * self.service_seconds))
 
-    @contextlib.contextmanager
-    def admitted(self) -> Iterator[None]:
-        """Hold one place while the block runs; raise :class:`OverloadedError` if there is none."""
+    def acquire(self) -> None:
+        """Take one place; raise :class:`OverloadedError` if there is none."""
         with self._lock:
             if self.in_flight >= self.depth:
                 raise OverloadedError(self.in_flight, self.retry_after())
             self.in_flight += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Hold one place while the block runs; raise :class:`OverloadedError` if there is none."""
+        self.acquire()
         try:
             yield
         finally:
-            with self._lock:
-                self.in_flight -= 1
+            self.release()
 
     def observe(self, seconds: float) -> None:
         """Fold one inference's measured time into the service time."""
         if seconds > 0:
             with self._lock:
                 self.service_seconds += _SMOOTHING * (seconds - self.service_seconds)
+
+
+def init_app(app: Flask, endpoints: set[str], admission: Callable[[], Admission]) -> None:
+    """Admit requests to ``endpoints`` first thing, and give their place back when they end.
+
+    Call it before the other extensions register their hooks: Flask runs before-request hooks in the
+    order they were registered, so this one decides before the per-client budgets are counted.
+    """
+
+    @app.before_request
+    def admit() -> None:
+        if request.endpoint in endpoints:
+            admission().acquire()  # OverloadedError: the error handlers answer 503
+            g.admitted = True
+
+    @app.teardown_request
+    def give_back(_: BaseException | None) -> None:
+        if g.pop("admitted", False):
+            admission().release()

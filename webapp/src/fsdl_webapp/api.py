@@ -36,6 +36,7 @@ def no_model_message() -> str:
 
 @bp.post("/predict")
 def predict():
+    """Admitted already (fsdl_webapp.admission): past the latency budget it was answered 503 before it got here."""
     service = get_model_service()
     if "image" not in request.files:
         raise ApiError("send the image as the multipart form field 'image'")
@@ -46,15 +47,14 @@ def predict():
         raise UnavailableError(no_model_message())
     settings = current_app.config["FSDL_SETTINGS"]
     start = time.perf_counter()
-    with service.admission.admitted():  # past the latency budget: 503 at once, before any work
-        try:
-            image, image_format = decode_image(data, max_pixels=settings.max_image_pixels)
-            # What is kept (and, once accepted, trained on) carries no EXIF, GPS, XMP or comments:
-            # the same pixels, the orientation and nothing else (fsdl_lib.metadata).
-            data = strip_metadata(data)
-        except InvalidImageError as exc:
-            raise ApiError(f"not a usable image: {exc.reason}") from None
-        result = service.predict(image)
+    try:
+        image, image_format = decode_image(data, max_pixels=settings.max_image_pixels)
+        # What is kept (and, once accepted, trained on) carries no EXIF, GPS, XMP or comments:
+        # the same pixels, the orientation and nothing else (fsdl_lib.metadata).
+        data = strip_metadata(data)
+    except InvalidImageError as exc:
+        raise ApiError(f"not a usable image: {exc.reason}") from None
+    result = service.predict(image)
     latency_ms = (time.perf_counter() - start) * 1000
     prediction_id = uuid.uuid4().hex
     web = current_app.config["WEB_SETTINGS"]
