@@ -5,8 +5,8 @@ network of its own, mounts nothing, shares no volume, and reaches the first proj
 ports that docker-compose.primary.yml publishes on WORKERS_BIND_HOST (here Docker's bridge address,
 which nothing outside this machine reaches). Its .env is what `make worker-env` writes. The first
 project routes compute tasks to the queue ``compute`` (FSDL_COMPUTE_QUEUE, conftest.py); for these
-tests its own worker stops taking that queue, so the compute tasks run on the worker host and the rest
-on the first host.
+tests its own worker stops taking that queue and the worker host takes only that queue, so the compute
+tasks run on the worker host and the rest on the first host.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ def worker_host(project, tmp_path_factory) -> Iterator[ComposeProject]:
         project.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "600", timeout=2400)
     host = project.worker_host(tmp_path_factory.mktemp("worker-host") / "fsdl", project.env["WORKERS_BIND_HOST"],
                                HOSTNAME)  # fmt: skip
+    # A compute host, as README suggests: it takes only the compute queue, so everything else stays on the first.
+    env = host.dir / ".env"
+    lines = [line for line in env.read_text().splitlines() if not line.startswith("FSDL_WORKER_QUEUES=")]
+    env.write_text("\n".join([*lines, f"FSDL_WORKER_QUEUES={COMPUTE_QUEUE}"]) + "\n")
     start = time.monotonic()
     try:
         host.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", "300", timeout=400)
