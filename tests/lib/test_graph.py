@@ -11,8 +11,9 @@ import onnx
 import pytest
 from PIL import Image
 
+from fsdl_lib.dataset import file_sha256
 from fsdl_lib.exceptions import GraphUnavailableError, IncompatibleModelError
-from fsdl_lib.graph import META_BACKBONE, GraphExtractor, export_graph, file_sha256, max_relative_difference
+from fsdl_lib.graph import META_BACKBONE, GraphExtractor, export_graph, max_relative_difference
 from fsdl_lib.images import load_image
 
 

@@ -38,14 +38,6 @@ META_FEATURE_DIM: Final = "fsdl.feature_dim"
 _BATCH: Final = 8
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_graph(extractor: FeatureExtractor, path: Path) -> str:
     """Export ``extractor``'s network (normalisation included) to ``path``; returns the file's sha256.
 
@@ -78,11 +70,11 @@ def export_graph(extractor: FeatureExtractor, path: Path) -> str:
         {META_BACKBONE: extractor.id, META_IMAGE_SIZE: str(size), META_FEATURE_DIM: str(extractor.feature_dim)},
     )
     onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    digest = hashlib.sha256(data).hexdigest()
     with atomic_writer(path) as handle:
-        handle.write(model.SerializeToString())
-    digest = file_sha256(path)
-    log.info("backbone graph %s written to %s (%.1f MB, sha256 %s)", extractor.id, path,
-             path.stat().st_size / 1e6, digest[:12])  # fmt: skip
+        handle.write(data)
+    log.info("backbone graph %s written to %s (%.1f MB, sha256 %s)", extractor.id, path, len(data) / 1e6, digest[:12])
     return digest
 
 
