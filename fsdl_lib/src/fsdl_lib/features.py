@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from fsdl_lib.exceptions import WeightsUnavailableError
-from fsdl_lib.preprocessing import Preprocessor, normalise, transform_id
+from fsdl_lib.preprocessing import Preprocessor, in_batches, normalise, transform_id
 from fsdl_lib.resources import apply_to_torch
 
 if TYPE_CHECKING:
@@ -210,13 +210,9 @@ class FeatureExtractor:
 
     def extract(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Features of ``images`` in order, computed ``batch_size`` at a time."""
-        if not images:
-            return np.empty((0, FEATURE_DIM), dtype=np.float32)
-        chunks = [
-            self.forward(self.preprocessor.batch(list(images[start : start + self.batch_size])))
-            for start in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        return in_batches(
+            images, self.batch_size, lambda chunk: self.forward(self.preprocessor.batch(chunk)), FEATURE_DIM
+        )
 
     def __repr__(self) -> str:
         return f"FeatureExtractor(id={self.id!r}, device={self.device})"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from fsdl_lib.exceptions import GraphUnavailableError, IncompatibleModelError
-from fsdl_lib.preprocessing import pixel_batch
+from fsdl_lib.preprocessing import in_batches, pixel_batch
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -149,13 +149,9 @@ class GraphExtractor:
 
     def extract(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Features of ``images`` in order, computed ``batch_size`` at a time."""
-        if not images:
-            return np.empty((0, self.feature_dim), dtype=np.float32)
-        chunks = [
-            self.forward(pixel_batch(list(images[start : start + self.batch_size]), self.image_size))
-            for start in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        return in_batches(
+            images, self.batch_size, lambda chunk: self.forward(pixel_batch(chunk, self.image_size)), self.feature_dim
+        )
 
     def __repr__(self) -> str:
         return f"GraphExtractor(id={self.id!r}, path={str(self.path)!r})"

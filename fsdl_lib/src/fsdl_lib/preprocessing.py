@@ -8,6 +8,7 @@ eager extractor and the graph compute the same thing from the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -42,6 +43,16 @@ def normalise(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> tor
     """(N, size, size, 3) uint8 bytes to the (N, 3, size, size) float32 input ImageNet's networks expect;
     ``mean`` and ``std`` are shaped (3, 1, 1)."""
     return (batch.permute(0, 3, 1, 2).contiguous().float().div(255.0) - mean) / std
+
+
+def in_batches(
+    images: Sequence[Image.Image], batch_size: int, features_of: Callable[[list[Image.Image]], np.ndarray], dim: int
+) -> np.ndarray:
+    """(N, dim) float32 features of ``images`` in order, ``features_of`` called ``batch_size`` images at a time."""
+    if not images:
+        return np.empty((0, dim), dtype=np.float32)
+    chunks = [features_of(list(images[start : start + batch_size])) for start in range(0, len(images), batch_size)]
+    return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
 def transform_id(image_size: int) -> str:
