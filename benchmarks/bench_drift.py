@@ -124,17 +124,18 @@ def request_path(features_dim: int, sample: list[bytes], blocks: int) -> None:
         y = np.array([SCENE_CLASSES[i % 6] for i in range(len(sample))])
         model = build_pipeline(CANDIDATES["logreg_c1"])
         fit(model, x, y)
+        from fsdl_lib.graph_store import publish_extractor
         from fsdl_lib.tracking import log_drift_reference, log_sklearn_model, register_version
 
         with mlflow.start_run() as run:
             log_sklearn_model(model, x[:2])
             log_drift_reference(drift.Reference.build(x, y, np.full(len(y), 0.8)))
         register_version(f"runs:/{run.info.run_id}/model", "bench", aliases=["production"],
-                         tags={"backbone_id": fx.id})  # fmt: skip
+                         tags={"backbone_id": fx.id, **publish_extractor(fx).tags})  # fmt: skip
         settings = dataclasses.replace(Settings.from_env(), data_dir=Path(tmp) / "data", scenes_model_name="bench",
                                        offline_weights=True, image_size=224)  # fmt: skip
         web = dataclasses.replace(WebSettings(), state_dir=f"{tmp}/webapp", drift_min_window=10, drift_window=200)
-        app = create_app({"FSDL_SETTINGS": settings, "WEB_SETTINGS": web, "EXTRACTOR": fx, "START_POLLING": False})
+        app = create_app({"FSDL_SETTINGS": settings, "WEB_SETTINGS": web, "START_POLLING": False})
         client, monitor, store = (
             app.test_client(),
             app.extensions["fsdl_drift"],

@@ -102,7 +102,9 @@ def photos_of(folder: Path, per_class: int, skip: int) -> tuple[list[Path], list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=Path, default=ROOT / "samples" / "intel_scenes", help="class folders of photos")
+    parser.add_argument(
+        "--photos", type=Path, default=ROOT / "samples" / "intel_scenes", help="class folders of photos"
+    )
     parser.add_argument("--train-per-class", type=int, default=100)
     parser.add_argument("--test-per-class", type=int, default=50, help="50: 300 test photos over the six classes")
     parser.add_argument("--size", type=int, default=224)
@@ -175,8 +177,10 @@ def main() -> None:
         print(f"{engine:14s} {r['rate']:7.2f} {r['rate'] / eager['rate']:7.2f}x {r['rate'] / limit:9.2f} "
               f"{r['rss_ready']:10.0f} {r['rss_peak']:9.0f} {diff:9.1e} {same:>9d} of {len(expected):<4d}"
               f"{'yes' if r['torch_loaded'] else 'no':>13s}")  # fmt: skip
-    print(f"\ntest F1 (weighted) of the classifier on eager features: "
-          f"{f1_score(test_labels, expected, average='weighted'):.3f} (random weights: the check is agreement)")
+    print(
+        f"\ntest F1 (weighted) of the classifier on eager features: "
+        f"{f1_score(test_labels, expected, average='weighted'):.3f} (random weights: the check is agreement)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@
 1. Splits the photos into train and test (50 per class, by content hash, as ``fsdl seed`` does),
    in ``--work`` (never in the repository).
 2. Extracts their features at 224 px and at the photos' native 150 px with every core, as
-   ``create_dataset`` does (it holds every slot of the compute pool). A cache left in ``--work`` by
-   an earlier run is reused and reported as such; ``--fresh`` measures again.
+   ``create_dataset`` does (it holds every slot of the compute pool), with the engine it uses on a
+   CPU: the exported backbone graph on ONNX Runtime (``--engine torch``: the eager reference). A cache
+   left in ``--work`` by an earlier run is reused and reported as such; ``--fresh`` measures again.
 3. Times what ``train_candidate`` does for each candidate (a fit on the validation split, a refit
    on all of train) on stratified subsets of the training split (``--sizes``, 0 = all), with one
    thread per candidate: what each of the two slots gets on two cores. Reports test F1, solver
@@ -44,10 +45,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_FIRST_MODEL = 15 * 60
 
 
-def extract(work: Path, size: int, fresh: bool) -> tuple[dict[str, FeatureSet], float | None]:
+def extract(work: Path, size: int, fresh: bool, engine: str = "graph") -> tuple[dict[str, FeatureSet], float | None]:
     """Both splits' features at ``size`` px; the extraction time, or None if they were cached."""
     limit_threads(available_cores())  # create_dataset holds every slot of the compute pool
     extractor = FeatureExtractor(offline_weights=True, image_size=size)
+    if engine == "graph":  # exported once, as the DAGs' backbone_graph task does (not counted)
+        from fsdl_lib.graph import GraphExtractor, export_graph
+
+        graph = work / f"backbone_{size}.onnx"
+        if not graph.is_file():
+            export_graph(extractor, graph)
+        extractor = GraphExtractor(graph, expected_id=extractor.id)
     splits, seconds, extracted = {}, 0.0, 0
     for split in ("test", "train"):
         store = FeatureStore(work / f"features_{size}_{split}.npz")
@@ -181,6 +189,7 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="extract again even where a cache exists")
     parser.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "figures" / "fit_times.png")
     parser.add_argument("--skip-150", action="store_true", help="skip the 150 px extraction")
+    parser.add_argument("--engine", choices=("graph", "torch"), default="graph", help="the extraction engine")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if ROOT in args.work.resolve().parents or args.work.resolve() == ROOT:
@@ -191,7 +200,7 @@ def main() -> None:
     n_test = len(list((args.work / "raw" / "test").glob("*/*")))
     print(f"{n_train} training and {n_test} test photos from {args.photos}; {available_cores()} cores", flush=True)
 
-    features, extraction = extract(args.work, 224, args.fresh)
+    features, extraction = extract(args.work, 224, args.fresh, args.engine)
     train, test = features["train"], features["test"]
     total = len(train) + len(test)
     if extraction is None:
@@ -242,7 +251,7 @@ def main() -> None:
         rows.append({"drift_reference": reference})
 
     if not args.skip_150:
-        native, seconds150 = extract(args.work, 150, args.fresh)
+        native, seconds150 = extract(args.work, 150, args.fresh, args.engine)
         limit_threads(1)
         if best:
             row = time_candidate(best["candidate"], native["train"].features, native["train"].labels, native["test"])

@@ -168,9 +168,11 @@ def main() -> None:
         spent = ", ".join(f"{name} {cpu:.0f} s" for name, cpu in r["cpu"].items())
         print(f"  CPU time used from the trigger to the dataset, {count} worker host(s): {spent}")
     between = (one["wall"] - one["busy"]) / one["images"]
-    print(f"  one worker host: {one['busy']:.1f} s inside the shards (reading photos from the store, extracting, "
-          f"writing features), {one['wall'] - one['busy']:.1f} s between them (broker, scheduler, task start): "
-          f"{between * 1000:.1f} ms per image on top of {one['busy'] / one['images'] * 1000:.0f} ms")
+    print(
+        f"  one worker host: {one['busy']:.1f} s inside the shards (reading photos from the store, extracting, "
+        f"writing features), {one['wall'] - one['busy']:.1f} s between them (broker, scheduler, task start): "
+        f"{between * 1000:.1f} ms per image on top of {one['busy'] / one['images'] * 1000:.0f} ms"
+    )
     speedup = (two["images"] / two["wall"]) / (one["images"] / one["wall"])
     print(f"  two worker hosts against one: {speedup:.2f}x (goal >= 1.8x)")
     per_image = one["wall"] / one["images"]  # one worker, everything included

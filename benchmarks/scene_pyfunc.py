@@ -3,8 +3,8 @@ package for `mlflow models serve` instead of running the web app (bench_serving.
 
 Logged as a model from code (``python_model=`` this file's path), so nothing is pickled; it loads
 the registered classifier with the platform's safe skops loader and extracts features with the same
-``FeatureExtractor`` as training and the web app. Input: a DataFrame with a column ``image`` of
-base64-encoded JPEG or PNG bytes. Output: the class of each.
+backbone graph as training and the web app (``GraphExtractor``, ONNX Runtime). Input: a DataFrame
+with a column ``image`` of base64-encoded JPEG or PNG bytes. Output: the class of each.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from mlflow.pyfunc import PythonModel
 
 class SceneClassifier(PythonModel):
     def load_context(self, context):
-        from fsdl_lib.config import load_settings
-        from fsdl_lib.features import FeatureExtractor
+        from fsdl_lib.graph import GraphExtractor
         from fsdl_lib.tracking import load_sklearn_model
 
-        self.extractor = FeatureExtractor.from_settings(load_settings())
+        self.extractor = GraphExtractor(context.artifacts["graph"], batch_size=1)
         self.classifier = load_sklearn_model(context.artifacts["classifier"])
 
     def predict(self, context, model_input, params=None):

@@ -121,6 +121,17 @@ def plan_extraction() -> list[dict[str, Any]]:
     return plan(load_settings())
 
 
+@task(**compute_queue())  # exporting loads torch and the backbone: a compute host's work
+def backbone_graph() -> dict[str, Any]:
+    """The backbone's exported graph, which extraction and serving both run: the one stored in the data
+    (exported now if this backbone has none yet, never overwritten), published to MLflow for serving."""
+    from fsdl_lib.config import load_settings
+    from fsdl_lib.graph_store import prepare_graph
+
+    limit_threads()
+    return prepare_graph(load_settings()).as_dict()
+
+
 @task(
     execution_timeout=timedelta(hours=1),
     map_index_template="{{ shard_name }}",
@@ -129,16 +140,17 @@ def plan_extraction() -> list[dict[str, Any]]:
     # worker's share of that host's cores (its cores over its Celery slots), so shards spread over
     # the hosts and each runs as fast as its host allows.
 )
-def extract_features(shard: dict[str, Any]) -> dict[str, Any]:
+def extract_features(shard: dict[str, Any], graph: dict[str, Any]) -> dict[str, Any]:
     """Extract one shard's features into the data's scratch space."""
     from airflow.sdk import get_current_context
 
     from fsdl_lib.config import load_settings
+    from fsdl_lib.graph_store import GraphRef
     from fsdl_lib.scenes.dataset import extract_shard
 
     get_current_context()["shard_name"] = f"{shard['split']} ({len(shard['records'])} images)"
     limit_threads()
-    return extract_shard(load_settings(), shard)
+    return extract_shard(load_settings(), shard, GraphRef.from_dict(graph))
 
 
 @task(
@@ -148,19 +160,22 @@ def extract_features(shard: dict[str, Any]) -> dict[str, Any]:
     trigger_rule="none_failed",
     **compute_queue(),  # no shard at all (nothing new) skips extract_features, not this
 )
-def create_dataset(shards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def create_dataset(graph: dict[str, Any], shards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Take the shards' features into the incremental caches of both splits; returns the dataset version."""
     from fsdl_lib.config import load_settings
+    from fsdl_lib.graph_store import GraphRef
     from fsdl_lib.scenes import create_dataset as run
 
     limit_threads()
-    return run(load_settings(), list(shards or [])).as_dict()
+    return run(load_settings(), list(shards or []), GraphRef.from_dict(graph)).as_dict()
 
 
 def scene_dataset() -> Any:
-    """The dataset tasks: plan the extraction, extract its shards (mapped: on as many workers as
-    there are), take them in. Returns the dataset's description for the training tasks."""
-    return create_dataset(extract_features.expand(shard=plan_extraction()))
+    """The dataset tasks: the backbone's graph, then plan the extraction, extract its shards with that
+    graph (mapped: on as many workers as there are), take them in. Returns the dataset's description
+    for the training tasks."""
+    graph = backbone_graph()
+    return create_dataset(graph, extract_features.partial(graph=graph).expand(shard=plan_extraction()))
 
 
 TRAINING_PARAM = Param(

@@ -7,14 +7,16 @@ another in a single task**, then the best one registered. The parallel variant
 
 1. **plan_training**: every candidate (the `training` parameter can ask for a refit of the served
    candidate only, as the parallel variant does after new feedback).
-2. **plan_extraction**, **extract_features**, **create_dataset**: incremental features of
+2. **backbone_graph**: the ResNet50 backbone exported as one ONNX graph, once per backbone id, kept
+   in `processed/backbones/` and published to MLflow; extraction runs it, and so does serving.
+3. **plan_extraction**, **extract_features**, **create_dataset**: incremental features of
    `raw/intel_scenes/{train,test}`: only new or changed images are extracted, in shards of
    `FSDL_EXTRACT_SHARD_SIZE` (one mapped task each, so workers on several hosts share them), then
    taken into the feature caches; returns the dataset version.
-3. **create_experiment**: get or create the `intel-scenes` experiment.
-4. **train_candidates**: LogisticRegression (C=1, C=2, L1), SVM (RBF), KNN (k=3, k=7), each one
+4. **create_experiment**: get or create the `intel-scenes` experiment.
+5. **train_candidates**: LogisticRegression (C=1, C=2, L1), SVM (RBF), KNN (k=3, k=7), each one
    MLflow run with validation and test metrics, a confusion matrix and the model.
-5. **register_best**: the best validation F1 becomes a new version of `intel-scenes` with the alias
+6. **register_best**: the best validation F1 becomes a new version of `intel-scenes` with the alias
    `challenger`. Promote it in the MLflow UI by giving it the alias `production`.
 """
 

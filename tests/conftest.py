@@ -21,6 +21,7 @@ from fsdl_lib.candidates import CANDIDATES, build_pipeline, fit
 from fsdl_lib.drift import Reference
 from fsdl_lib.feature_store import FeatureStore
 from fsdl_lib.features import FeatureExtractor
+from fsdl_lib.graph_store import publish_extractor
 from fsdl_lib.inference import top_probability
 from fsdl_lib.seeding import seed_scenes
 from fsdl_lib.tracking import get_or_create_experiment, log_drift_reference, log_sklearn_model, register_version
@@ -221,16 +222,21 @@ def extractor() -> FeatureExtractor:
 
 
 class Registry:
-    """Registers real classifiers trained on features of the sample photos."""
+    """Registers real classifiers trained on features of the sample photos, each recording the
+    backbone graph it serves with (exported from the test extractor and published, as the DAGs do)."""
 
     def __init__(self, extractor: FeatureExtractor, root: Path) -> None:
         seed_scenes(SAMPLE_DIR, root)
         self.root = root
         self.train, _ = FeatureStore(root / "train.npz").update(root / "train", extractor)
         self.backbone_id = extractor.id
+        self.graph = publish_extractor(extractor)
         mlflow.set_experiment(experiment_id=get_or_create_experiment("webapp-tests"))
 
-    def register(self, name: str, candidate: str = "logreg_c1", *, aliases=("production",), backbone=None) -> str:
+    def register(
+        self, name: str, candidate: str = "logreg_c1", *, aliases=("production",), backbone=None, graph_tags=None
+    ) -> str:
+        """Register a new version; ``backbone`` and ``graph_tags`` replace what it records of its features."""
         model = build_pipeline(CANDIDATES[candidate])
         fit(model, self.train.features, self.train.labels)
         with mlflow.start_run() as run:
@@ -241,6 +247,7 @@ class Registry:
             "backbone_id": backbone or self.backbone_id,
             "dataset_version": self.train.version,
             "candidate": candidate,
+            **(self.graph.tags if graph_tags is None else graph_tags),
         }
         return register_version(f"runs:/{run.info.run_id}/model", name, aliases=aliases, tags=tags).version
 

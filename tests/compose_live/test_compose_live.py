@@ -169,6 +169,12 @@ def test_images_build_and_every_service_becomes_healthy(project):
         out = project.compose("exec", "-T", service, "python", "-c", probe).stdout.strip()
         assert out.endswith("True"), f"{service}: telemetry is not disabled ({out})"
 
+    # The web app's image has no torch: it serves the exported backbone graph on ONNX Runtime.
+    size = int(docker("image", "inspect", "--format", "{{.Size}}", "fsdl-webapp:0.1.0").stdout.strip())
+    assert size <= 2**30, f"the web-app image is {size / 2**30:.2f} GiB (at most 1 GiB)"
+    absent = "import importlib.util as u; print([m for m in ('torch', 'torchvision') if u.find_spec(m)])"
+    assert project.compose("exec", "-T", "webapp", "python", "-c", absent).stdout.strip() == "[]"
+
 
 def test_every_control_surface_asks_for_its_generated_login(project):
     env = project.env

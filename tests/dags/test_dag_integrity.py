@@ -112,7 +112,7 @@ def test_compute_tasks_hold_a_slot_per_thread_of_the_compute_pool(bag):
 
 
 def test_compute_tasks_go_to_the_compute_queue_when_one_is_set(airflow_db, monkeypatch):
-    """FSDL_COMPUTE_QUEUE routes every compute task (extraction and training) to a Celery queue that
+    """FSDL_COMPUTE_QUEUE routes every compute task (the graph, extraction and training) to a Celery queue that
     only some workers take; the other tasks, and every task when it is unset, stay on Airflow's
     default queue."""
     from airflow.configuration import conf
@@ -120,8 +120,13 @@ def test_compute_tasks_go_to_the_compute_queue_when_one_is_set(airflow_db, monke
     from fsdl_lib.resources import COMPUTE_POOL
 
     default = conf.get("operators", "default_queue")
-    sharded = {("intel_scenes_parallel", "extract_features"), ("intel_scenes_sequential", "extract_features")}
-    compute = set(COMPUTE_TASKS) | sharded
+    # Outside the pool: each extraction shard takes its own host's share; the graph is exported once.
+    outside_pool = {
+        (dag_id, task_id)
+        for dag_id in ("intel_scenes_parallel", "intel_scenes_sequential")
+        for task_id in ("extract_features", "backbone_graph")
+    }
+    compute = set(COMPUTE_TASKS) | outside_pool
     for queue in ("", "gpu"):
         monkeypatch.setenv("FSDL_COMPUTE_QUEUE", queue)
         monkeypatch.delitem(sys.modules, "_tasks", raising=False)  # its tasks too are made at parse time
@@ -131,4 +136,4 @@ def test_compute_tasks_go_to_the_compute_queue_when_one_is_set(airflow_db, monke
             for task in dag.tasks:
                 routed = (dag.dag_id, task.task_id) in compute
                 assert task.queue == (queue if routed and queue else default), f"{dag.dag_id}.{task.task_id}"
-                assert not routed or task.pool == COMPUTE_POOL or task.task_id == "extract_features"
+                assert not routed or task.pool == COMPUTE_POOL or (dag.dag_id, task.task_id) in outside_pool

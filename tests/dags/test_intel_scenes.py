@@ -7,7 +7,9 @@ import pytest
 from mlflow import MlflowClient
 
 from fsdl_lib.candidates import CANDIDATES
-from fsdl_lib.dataset import parse_manifest
+from fsdl_lib.config import load_settings
+from fsdl_lib.dataset import file_sha256, parse_manifest
+from fsdl_lib.graph_store import graph_location
 from fsdl_lib.tracking import resolve_alias
 from tests.conftest import ROOT
 from tests.dags.conftest import dag_bag, load_dag
@@ -39,6 +41,11 @@ def test_scene_dag_trains_candidates_and_registers_a_challenger(airflow_db, mlfl
     assert tags["airflow_dag_run_id"] == run.run_id
     assert tags["backbone_id"] == "resnet50:random-seed0:resize96"
     assert tags["weights_id"] == "random-seed0"
+    # The graph extraction ran is the one the version records, and MLflow holds it for serving.
+    stored = graph_location(load_settings(), tags["backbone_id"])
+    assert file_sha256(stored) == tags["backbone_graph_sha256"]
+    graph_run = MlflowClient().get_run(tags["backbone_graph_run_id"])
+    assert graph_run.data.tags["backbone_graph_sha256"] == tags["backbone_graph_sha256"]
     assert tags["code_version"] == "test-code"
     assert len(tags["dataset_version"]) == 64
     assert tags["candidate"] in CANDIDATES
@@ -72,7 +79,7 @@ def test_scene_dag_trains_candidates_and_registers_a_challenger(airflow_db, mlfl
 
 
 def test_the_dataset_tasks_map_the_extraction_over_shards_and_the_next_run_finds_none(
-    airflow_db, scene_env, tmp_path, monkeypatch
+    airflow_db, mlflow_server, scene_env, tmp_path, monkeypatch
 ):
     """plan_extraction -> extract_features (one mapped task per shard) -> create_dataset, run twice as
     the scene DAGs run them: the first extracts the 120 photos in three shards and takes them in; the
@@ -113,6 +120,7 @@ def test_the_dataset_tasks_map_the_extraction_over_shards_and_the_next_run_finds
 
     first, version = run_and_count()
     assert first == {
+        "backbone_graph": ["success"],
         "plan_extraction": ["success"],
         "extract_features": ["success"] * 3,  # train: 64 + 26, test: 30
         "create_dataset": ["success"],

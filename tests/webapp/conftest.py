@@ -34,9 +34,7 @@ PHOTO = (SAMPLE_DIR / "forest" / "10078.jpg").read_bytes()
 PROBABILITIES = {"forest": 0.7, "mountain": 0.3}
 
 
-def make_app(
-    tmp_path: Path, extractor, model_name: str, *, start_polling: bool = False, settings: Settings | None = None, **web
-):
+def make_app(tmp_path: Path, model_name: str, *, start_polling: bool = False, settings: Settings | None = None, **web):
     settings = dataclasses.replace(
         settings or Settings.from_env(),
         data_dir=tmp_path / "data",
@@ -51,15 +49,14 @@ def make_app(
             "TESTING": True,
             "FSDL_SETTINGS": settings,
             "WEB_SETTINGS": web_settings,
-            "EXTRACTOR": extractor,
             "START_POLLING": start_polling,
         }
     )
 
 
 @pytest.fixture
-def app(tmp_path, extractor, production_model):
-    return make_app(tmp_path, extractor, production_model)
+def app(tmp_path, production_model):
+    return make_app(tmp_path, production_model)
 
 
 @pytest.fixture
@@ -68,9 +65,9 @@ def client(app):
 
 
 @pytest.fixture
-def public_app(tmp_path, extractor, production_model):
+def public_app(tmp_path, production_model):
     """The web app with the budgets it ships with."""
-    return make_app(tmp_path, extractor, production_model, **DEFAULT_BUDGETS)
+    return make_app(tmp_path, production_model, **DEFAULT_BUDGETS)
 
 
 @pytest.fixture
@@ -177,8 +174,12 @@ def predicted(records: Records, prediction_id: str = "a" * 32, label: str = "for
 
 
 def written_files(root: Path) -> list[Path]:
-    """Every file under ``root`` except the SQLite databases and their journals."""
+    """Every file under ``root`` except the SQLite databases and their journals, and the backbone graphs
+    fetched for the served model."""
     if not root.exists():
         return []
     databases = ("feedback.db", "ratelimits.db")
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(databases))
+    graphs = root / "graphs"
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and not p.name.startswith(databases) and graphs not in p.parents
+    )

@@ -43,25 +43,26 @@ def test_places_are_refused_past_the_depth_and_given_back_on_failure():
     assert admission.in_flight == 0
 
 
-class GatedExtractor:
-    """The real extractor, held at its first call until the test opens the gate."""
+class Gate:
+    """Holds the served model's real backbone graph at its first call until the test opens the gate."""
 
-    def __init__(self, extractor) -> None:
-        self._extractor = extractor
-        self.id = extractor.id
+    def __init__(self, app, monkeypatch) -> None:
+        extractor = app.extensions["fsdl_model"].current.extractor
+        self._extract = extractor.extract
         self.entered = threading.Event()
         self.gate = threading.Event()
+        monkeypatch.setattr(extractor, "extract", self.extract)
 
     def extract(self, images):
         self.entered.set()
         assert self.gate.wait(60), "the test never opened the gate"
-        return self._extractor.extract(images)
+        return self._extract(images)
 
 
-def test_a_prediction_past_the_budget_gets_503_with_retry_after(tmp_path, extractor, production_model):
-    gated = GatedExtractor(extractor)
+def test_a_prediction_past_the_budget_gets_503_with_retry_after(tmp_path, production_model, monkeypatch):
     # One inference is assumed to take 3 s and the budget is 4 s: one prediction in flight at a time.
-    app = make_app(tmp_path, gated, production_model, latency_budget_seconds=4.0, service_seconds=3.0)
+    app = make_app(tmp_path, production_model, latency_budget_seconds=4.0, service_seconds=3.0)
+    gated = Gate(app, monkeypatch)
     first: dict = {}
     holder = threading.Thread(target=lambda: first.update(predict(app.test_client())))
     holder.start()
@@ -82,15 +83,14 @@ def test_a_prediction_past_the_budget_gets_503_with_retry_after(tmp_path, extrac
     predict(app.test_client())  # its place is free again
 
 
-def test_a_refusal_comes_before_the_budgets_and_the_upload(tmp_path, extractor, production_model):
+def test_a_refusal_comes_before_the_budgets_and_the_upload(tmp_path, production_model, monkeypatch):
     """A shed request costs the server next to nothing: it is refused before the client's budgets are
     counted (so it spends none of them) and before the upload is read (a body that is not even an
     image gets 503, not 400)."""
-    gated = GatedExtractor(extractor)
     app = make_app(
-        tmp_path, gated, production_model, latency_budget_seconds=4.0, service_seconds=3.0,
-        rate_limit_predict="2/minute",
-    )  # fmt: skip
+        tmp_path, production_model, latency_budget_seconds=4.0, service_seconds=3.0, rate_limit_predict="2/minute"
+    )
+    gated = Gate(app, monkeypatch)
     holder = threading.Thread(target=lambda: predict(app.test_client()))
     holder.start()
     try:

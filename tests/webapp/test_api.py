@@ -41,7 +41,7 @@ def test_a_store_that_is_down_keeps_predictions_going_and_refuses_answers(
     names the setting to check, never the store's address (that is in the log)."""
     down = f"http://127.0.0.1:{free_port()}"
     settings, web = store_settings(tmp_path, down, "webapp-key", "webapp-secret", "p")
-    app = make_app(tmp_path, extractor, production_model, settings=settings, **web)
+    app = make_app(tmp_path, production_model, settings=settings, **web)
     client = app.test_client()
     started = time.monotonic()
     first = predict(client, photo)
@@ -71,7 +71,7 @@ def test_model_endpoint_and_probes(client, production_model, extractor):
 
 
 def test_without_a_production_model(tmp_path, extractor, photo, registry):
-    app = make_app(tmp_path, extractor, "never-registered")
+    app = make_app(tmp_path, "never-registered")
     client = app.test_client()
     response = client.post("/api/v1/predict", data={"image": (io.BytesIO(photo), "a.jpg")})
     assert response.status_code == 503

@@ -38,7 +38,7 @@ def gauges(client) -> dict:
 
 def test_unshifted_window_passes_and_photos_in_poor_light_are_flagged(tmp_path, extractor, production_model, held_out):
     window = len(held_out)
-    app = make_app(tmp_path, extractor, production_model, drift_window=window, drift_min_window=window,
+    app = make_app(tmp_path, production_model, drift_window=window, drift_min_window=window,
                    drift_persist_checks=2)  # fmt: skip
     client, monitor = app.test_client(), app.extensions["fsdl_drift"]
     predict_all(client, held_out[:10])
@@ -88,13 +88,13 @@ def test_a_version_without_reference_says_why(tmp_path, extractor, registry, mlf
         log_sklearn_model(model, registry.train.features[:2])
     register_version(f"runs:/{run.info.run_id}/model", name, aliases=["production"],
                      tags={"backbone_id": registry.backbone_id})  # fmt: skip
-    app = make_app(tmp_path, extractor, name)
+    app = make_app(tmp_path, name)
     assert app.extensions["fsdl_drift"].check() is None
     assert "has no drift reference" in app.test_client().get("/api/v1/drift").json["status"]
 
 
 def test_only_the_newest_features_are_kept(tmp_path, extractor, production_model, held_out):
-    app = make_app(tmp_path, extractor, production_model)
+    app = make_app(tmp_path, production_model)
     client, predictions = app.test_client(), app.extensions["fsdl_records"].predictions
     predict_all(client, held_out[:12])
     assert predictions.prune_features(keep=5) == 7

@@ -120,7 +120,8 @@ def test_a_full_disk_is_a_507_that_saves_nothing_and_loses_nothing(tmp_path, pro
     private mount namespace, which needs no root): full, each write fails with ENOSPC."""
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is needed to give the web app a small file system of its own")
-    server = WebappServer(tmp_path, production_model)
+    # The backbone graph (about 100 MB) is kept outside the small state folder.
+    server = WebappServer(tmp_path, production_model, WEBAPP_GRAPH_DIR=str(tmp_path / "graphs"))
     feedback = server.data_dir / "feedback" / "intel_scenes"
     for folder in (server.state_dir, feedback):
         folder.mkdir(parents=True)

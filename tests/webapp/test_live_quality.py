@@ -54,7 +54,7 @@ def test_stats_report_accuracy_per_version_and_corrections(client, photo):
 
 
 def test_randomly_sampled_reviews_give_an_accuracy_with_its_interval(tmp_path, extractor, production_model, registry):
-    app = make_app(tmp_path, extractor, production_model, review_sample_rate=1.0)
+    app = make_app(tmp_path, production_model, review_sample_rate=1.0)
     client = app.test_client()
     photos = sorted((registry.root / "test").glob("*/*.jpg"))[:6]
     bodies = [predict(client, p.read_bytes()) for p in photos]

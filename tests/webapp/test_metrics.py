@@ -59,7 +59,7 @@ def test_the_review_queue_is_measured_for_the_page_and_prometheus(client, photo)
 
 
 def test_expiries_are_counted_on_monitoring_and_in_metrics(tmp_path, extractor, production_model):
-    app = make_app(tmp_path, extractor, production_model, review_queue_max=2)
+    app = make_app(tmp_path, production_model, review_queue_max=2)
     for i in range(4):
         someone = client_at(app, f"198.51.100.{10 + i}")
         assert answer(someone, predict(someone), "sea").status_code == 200

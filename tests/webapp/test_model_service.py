@@ -26,9 +26,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from fsdl_lib import tracking
+from fsdl_lib.dataset import file_sha256
 from fsdl_lib.exceptions import UnsafeModelError
 from fsdl_lib.tracking import load_sklearn_model
 from fsdl_tools.clients import wait_until
+from fsdl_webapp import model_service
 from tests.conftest import (
     KDTREE_TYPES,
     SAMPLE_DIR,
@@ -45,20 +47,81 @@ from tests.webapp.conftest import make_app, predict
 SEA = (SAMPLE_DIR / "sea" / "10344.jpg").read_bytes()
 
 
-def test_model_of_another_backbone_is_refused_with_a_clear_message(tmp_path, extractor, registry):
+def test_model_of_another_backbone_is_refused_with_a_clear_message(tmp_path, registry):
     name = f"other-backbone-{uuid.uuid4().hex[:6]}"
-    registry.register(name, backbone="resnet50:IMAGENET1K_V2:resize224")
-    app = make_app(tmp_path, extractor, name)
+    registry.register(name, backbone="resnet50:IMAGENET1K_V2:resize224")  # but the graph it records is another's
+    app = make_app(tmp_path, name)
     service = app.extensions["fsdl_model"]
     assert service.current is None
-    assert "trained on features of backbone 'resnet50:IMAGENET1K_V2:resize224'" in service.last_error
-    assert extractor.id in service.last_error
+    assert "trained on features of 'resnet50:IMAGENET1K_V2:resize224'" in service.last_error
+    assert f"computes features of backbone {registry.backbone_id!r}" in service.last_error
+
+
+def test_the_served_graph_is_the_one_the_version_recorded(tmp_path, registry, production_model):
+    """Serving runs the graph training published, fetched once into the state folder by its sha256;
+    a damaged copy there is fetched again at the next start."""
+    app = make_app(tmp_path, production_model)
+    served = app.extensions["fsdl_model"].current
+    assert served.extractor.sha256 == registry.graph.sha256
+    assert served.extractor.id == registry.backbone_id
+    cached = tmp_path / "webapp" / "graphs" / f"{registry.graph.sha256}.onnx"
+    assert file_sha256(cached) == registry.graph.sha256
+    cached.write_bytes(b"damaged")
+    again = make_app(tmp_path, production_model)  # a restart on the same state folder
+    assert again.extensions["fsdl_model"].current.extractor.sha256 == registry.graph.sha256
+    assert file_sha256(cached) == registry.graph.sha256
+    assert again.test_client().get("/api/v1/model").json["graph_sha256"] == registry.graph.sha256
+    assert predict(again.test_client(), SEA)["label"]
+
+
+def test_a_version_whose_graph_is_not_the_one_it_recorded_is_refused_and_the_old_one_serves(tmp_path, registry):
+    name = f"wrong-graph-{uuid.uuid4().hex[:6]}"
+    registry.register(name)
+    app = make_app(tmp_path, name)
+    service = app.extensions["fsdl_model"]
+    assert service.current.version == "1"
+    registry.register(name, graph_tags={**registry.graph.tags, "backbone_graph_sha256": "0" * 64})  # v2
+    assert service.refresh() is False
+    assert service.current.version == "1"
+    assert "version 2" in service.last_error
+    assert f"has sha256 {registry.graph.sha256[:12]}, not 000000000000 as the model recorded" in service.last_error
+    assert [p.name for p in (tmp_path / "webapp" / "graphs").iterdir()] == [f"{registry.graph.sha256}.onnx"]
+    assert service.refresh() is False  # refused for good: not fetched again at every check
+    assert predict(app.test_client(), SEA)["model"]["version"] == "1"
+
+
+def test_a_version_trained_before_graphs_were_recorded_serves_with_its_backbones_graph(tmp_path, registry):
+    name = f"no-graph-tags-{uuid.uuid4().hex[:6]}"
+    registry.register(name, graph_tags={})
+    service = make_app(tmp_path, name).extensions["fsdl_model"]
+    assert service.current.version == "1"
+    assert service.current.extractor.id == registry.backbone_id
+
+
+def test_a_version_whose_backbone_has_no_published_graph_says_so_and_is_tried_again(tmp_path, registry, monkeypatch):
+    published = model_service.published_graph
+    name = f"unpublished-{uuid.uuid4().hex[:6]}"
+    backbone = f"resnet50:random-seed{uuid.uuid4().int % 10**6}:resize64"
+    registry.register(name, backbone=backbone, graph_tags={})
+    service = make_app(tmp_path, name).extensions["fsdl_model"]
+    assert service.current is None
+    assert f"no graph of its backbone {backbone} is published in MLflow" in service.last_error
+    # A DAG run may publish it: tried again, but not at every check (a fetch moves about 100 MB).
+    looked: list[str] = []
+    monkeypatch.setattr(model_service, "published_graph", lambda tags: looked.append(tags) or published(tags))
+    assert service.refresh() is False
+    assert looked == []
+    monkeypatch.setattr(model_service, "GRAPH_RETRY_SECONDS", 0.0)
+    service._waiting = None  # the wait is over
+    assert service.refresh() is False
+    assert len(looked) == 1
+    assert f"no graph of its backbone {backbone} is published in MLflow" in service.last_error
 
 
 def test_a_bad_new_version_keeps_the_old_one_serving(tmp_path, extractor, registry):
     name = f"keep-old-{uuid.uuid4().hex[:6]}"
     registry.register(name)
-    app = make_app(tmp_path, extractor, name)
+    app = make_app(tmp_path, name)
     service = app.extensions["fsdl_model"]
     assert service.current.version == "1"
     registry.register(name, backbone="resnet50:random-seed9:resize64")  # v2, production
@@ -74,7 +137,7 @@ def test_a_bad_new_version_keeps_the_old_one_serving(tmp_path, extractor, regist
 def test_promotion_is_served_within_the_poll_interval_without_restart(tmp_path, extractor, registry):
     name = f"hot-reload-{uuid.uuid4().hex[:6]}"
     registry.register(name)
-    app = make_app(tmp_path, extractor, name, start_polling=True, poll_seconds=1)
+    app = make_app(tmp_path, name, start_polling=True, poll_seconds=1)
     client = app.test_client()
     try:
         wait_until(  # the first load runs in the background
@@ -296,7 +359,7 @@ def test_a_model_that_crashes_the_process_trying_it_is_refused_and_the_old_one_s
     monkeypatch.setattr(tracking, "TRUSTED_TYPES", KDTREE_TYPES)
     name = f"guarded-{uuid.uuid4().hex[:6]}"
     registry.register(name)
-    app = make_app(tmp_path, extractor, name)
+    app = make_app(tmp_path, name)
     service = app.extensions["fsdl_model"]
     assert service.current.version == "1"
     crash = crashing_knn(registry.train.features, registry.train.labels)

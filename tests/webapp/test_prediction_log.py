@@ -95,7 +95,7 @@ def test_an_answer_whose_upload_was_lost_in_a_crash_asks_to_classify_again(recor
 
 def test_uploads_are_kept_and_trained_on_without_their_metadata(tmp_path, extractor, production_model):
     """Before: uploads were stored byte for byte, GPS included, and accepted ones went into training so."""
-    app = make_app(tmp_path, extractor, production_model)
+    app = make_app(tmp_path, production_model)
     original = jpeg_with_everything()
     client = client_at(app, "203.0.113.99")
     prediction = client.post(

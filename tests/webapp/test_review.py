@@ -97,7 +97,7 @@ def test_the_queue_puts_what_teaches_most_first_and_counts_agreeing_clients(app,
 def test_confident_predictions_are_sampled_for_review_and_unsure_ones_flagged(
     tmp_path, extractor, production_model, photo
 ):
-    app = make_app(tmp_path, extractor, production_model, review_sample_rate=1.0, unsure_below=0.0, unsure_margin=0.0)
+    app = make_app(tmp_path, production_model, review_sample_rate=1.0, unsure_below=0.0, unsure_margin=0.0)
     client = app.test_client()
     body = predict(client, photo)
     assert body["unsure"] is False
@@ -107,7 +107,7 @@ def test_confident_predictions_are_sampled_for_review_and_unsure_ones_flagged(
     stored = list(app.config["FSDL_SETTINGS"].scenes_feedback_dir.glob(f"{body['label']}/*.jpg"))
     assert [p.read_bytes() for p in stored] == [photo]  # confirmed as the model's class
 
-    unsure_app = make_app(tmp_path / "unsure", extractor, production_model, unsure_below=1.01)
+    unsure_app = make_app(tmp_path / "unsure", production_model, unsure_below=1.01)
     assert predict(unsure_app.test_client(), photo)["unsure"] is True
 
 

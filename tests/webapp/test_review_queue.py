@@ -181,7 +181,7 @@ def test_an_answer_that_contradicts_itself_is_refused_and_writes_nothing(records
 
 
 def test_trust_policy_accepts_at_once(tmp_path, extractor, production_model, photo):
-    app = make_app(tmp_path, extractor, production_model, feedback_policy="trust")
+    app = make_app(tmp_path, production_model, feedback_policy="trust")
     client = app.test_client()
     body = predict(client, photo)
     response = client.post(
@@ -256,7 +256,7 @@ def test_one_client_cannot_fabricate_agreement(app):
 
 
 def test_one_client_may_have_only_its_share_of_the_queue_waiting(tmp_path, extractor, production_model):
-    app = make_app(tmp_path, extractor, production_model, review_pending_per_client=3)
+    app = make_app(tmp_path, production_model, review_pending_per_client=3)
     flooder = client_at(app, "203.0.113.6")
     predictions = [predict(flooder) for _ in range(5)]
     statuses = [answer(flooder, p, wrong_label(p)).status_code for p in predictions]
@@ -288,7 +288,7 @@ def test_fifty_wrong_corrections_never_reach_training_unless_accepted(tmp_path, 
     """50 wrong corrections from 50 addresses (one client may have only its share waiting): none
     reaches the training split until a reviewer accepts it, and once they are rejected the next
     dataset version is the one before them."""
-    app = make_app(tmp_path, extractor, production_model)
+    app = make_app(tmp_path, production_model)
     settings = app.config["FSDL_SETTINGS"]
     seed_scenes(SAMPLE_DIR, settings.scenes_raw_dir, test_per_class=5)
     before = train_version(settings)

@@ -28,7 +28,7 @@ def served_twice(tmp_path, extractor, registry):
     """A web app that served version 1, then version 2 (production now)."""
     name = f"scenes-rollback-{uuid.uuid4().hex[:8]}"
     registry.register(name)
-    app = make_app(tmp_path, extractor, name)
+    app = make_app(tmp_path, name)
     registry.register(name)
     service = app.extensions["fsdl_model"]
     assert service.refresh()

@@ -13,7 +13,7 @@ from tests.webapp.conftest import answer, make_app, predict
 def test_the_model_page_lists_which_version_served_when_with_its_figures(tmp_path, extractor, registry):
     name = f"history-{uuid.uuid4().hex[:6]}"
     registry.register(name)
-    app = make_app(tmp_path, extractor, name)
+    app = make_app(tmp_path, name)
     client = app.test_client()
     photo = sorted((SAMPLE_DIR / "forest").glob("*.jpg"))[0].read_bytes()
     body = predict(client, photo)

@@ -102,7 +102,7 @@ def test_one_client_cannot_fill_the_disk_with_predictions_and_answers(two_worker
 
 
 def test_the_upload_budget_counts_mebibytes(tmp_path, extractor, production_model):
-    app = make_app(tmp_path, extractor, production_model, **{**DEFAULT_BUDGETS, "upload_budget": "5/hour"})
+    app = make_app(tmp_path, production_model, **{**DEFAULT_BUDGETS, "upload_budget": "5/hour"})
     client = client_at(app, "203.0.113.80")
     big = noise_png(2)  # about 2 MiB: costs 3 of the 5
     assert 2 * 1024 * 1024 < len(big) < 3 * 1024 * 1024
@@ -129,13 +129,13 @@ def test_the_upload_budget_counts_mebibytes(tmp_path, extractor, production_mode
 
 def test_budgets_that_cannot_be_read_stop_the_app_naming_the_variable(tmp_path, extractor, production_model):
     with pytest.raises(ConfigError, match="WEBAPP_RATE_LIMIT_PREDICT"):
-        make_app(tmp_path, extractor, production_model, rate_limit_predict="lots")
+        make_app(tmp_path, production_model, rate_limit_predict="lots")
 
 
 def test_the_budget_store_is_shared_and_outlives_a_restart(tmp_path, extractor, production_model):
-    first = client_at(make_app(tmp_path, extractor, production_model, **DEFAULT_BUDGETS), "203.0.113.90")
+    first = client_at(make_app(tmp_path, production_model, **DEFAULT_BUDGETS), "203.0.113.90")
     for _ in range(5):
         assert first.get("/review", headers=basic("reviewer", "x")).status_code == 401
-    restarted = client_at(make_app(tmp_path, extractor, production_model, **DEFAULT_BUDGETS), "203.0.113.90")
+    restarted = client_at(make_app(tmp_path, production_model, **DEFAULT_BUDGETS), "203.0.113.90")
     assert restarted.get("/review", headers=basic(*REVIEWER)).status_code == 429
     assert os.path.exists(tmp_path / "webapp" / "ratelimits.db")

@@ -13,24 +13,16 @@ import resource
 import sys
 import warnings
 
+from fsdl_lib.no_torch import refuse_torch
+
 MEMORY_LIMIT = 4 * 1024**3
 """Address space a model may take while it is tried (a hostile one asking for more gets MemoryError)."""
 ROWS = 8
 
 
-class _NoTorch:
-    """An import hook refusing torch: scikit-learn's array-API support would import it (seconds and
-    hundreds of MiB) and a scikit-learn model needs none of it."""
-
-    @staticmethod
-    def find_spec(name: str, path: object = None, target: object = None) -> None:
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"{name} is not loaded while a model is tried")
-
-
 def main(argv: list[str]) -> int:
     path, *trusted = argv
-    sys.meta_path.insert(0, _NoTorch)  # type: ignore[arg-type]
+    refuse_torch()  # scikit-learn's array-API support would import it: seconds and hundreds of MiB
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     try:
         import numpy as np

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -38,16 +37,14 @@ META_FEATURE_DIM: Final = "fsdl.feature_dim"
 _BATCH: Final = 8
 
 
-def export_graph(extractor: FeatureExtractor, path: Path) -> str:
-    """Export ``extractor``'s network (normalisation included) to ``path``; returns the file's sha256.
+def export_graph_bytes(extractor: FeatureExtractor) -> bytes:
+    """``extractor``'s network (normalisation included) as the bytes of one ONNX file.
 
     The batch dimension is dynamic; the image size is fixed, and recorded with the backbone id in the
-    graph's metadata. The file appears whole or not at all.
+    graph's metadata.
     """
     import onnx
     import torch
-
-    from fsdl_lib.atomic import atomic_writer
 
     module = extractor.pixels_module().cpu().eval()
     size = extractor.preprocessor.image_size
@@ -70,12 +67,35 @@ def export_graph(extractor: FeatureExtractor, path: Path) -> str:
         {META_BACKBONE: extractor.id, META_IMAGE_SIZE: str(size), META_FEATURE_DIM: str(extractor.feature_dim)},
     )
     onnx.checker.check_model(model)
-    data = model.SerializeToString()
+    return model.SerializeToString()
+
+
+def export_graph(extractor: FeatureExtractor, path: Path) -> str:
+    """Export ``extractor``'s graph (:func:`export_graph_bytes`) to ``path``, whole or not at all;
+    returns the file's sha256."""
+    from fsdl_lib.atomic import atomic_write_bytes
+
+    data = export_graph_bytes(extractor)
     digest = hashlib.sha256(data).hexdigest()
-    with atomic_writer(path) as handle:
-        handle.write(data)
+    atomic_write_bytes(path, data)
     log.info("backbone graph %s written to %s (%.1f MB, sha256 %s)", extractor.id, path, len(data) / 1e6, digest[:12])
     return digest
+
+
+def graph_backbone(data: bytes) -> str:
+    """The backbone id an exported graph's metadata records; :class:`GraphUnavailableError` if
+    ``data`` is not a backbone graph. Reads the metadata only (no runtime session)."""
+    import onnx
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf's DecodeError
+        raise GraphUnavailableError(f"not an ONNX graph ({type(exc).__name__})") from exc
+    meta = {prop.key: prop.value for prop in model.metadata_props}
+    if not meta.get(META_BACKBONE):
+        raise GraphUnavailableError(f"an ONNX graph but not a backbone graph: its metadata lacks {META_BACKBONE}")
+    return meta[META_BACKBONE]
 
 
 def session_options(threads: int = 0) -> Any:
@@ -101,20 +121,38 @@ class GraphExtractor:
 
     ``expected_id``, when given, is the backbone the caller's model was trained on; a graph of another
     backbone is refused with :class:`~fsdl_lib.exceptions.IncompatibleModelError`. A file that is
-    missing or not a backbone graph raises :class:`~fsdl_lib.exceptions.GraphUnavailableError`.
+    missing, not a backbone graph, or not the bytes ``expected_sha256`` names raises
+    :class:`~fsdl_lib.exceptions.GraphUnavailableError`. ``path`` may be on the data's object store.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, expected_id: str | None = None, batch_size: int = 0, threads: int = 0
+        self,
+        path: str | Path,
+        *,
+        expected_id: str | None = None,
+        expected_sha256: str | None = None,
+        batch_size: int = 0,
+        threads: int = 0,
     ) -> None:
         import onnxruntime as ort
 
-        self.path = path = Path(path)
+        from fsdl_lib import storage
+        from fsdl_lib.dataset import file_sha256
+
+        self.path = path = storage.location(path) if isinstance(path, str) else path
+        # A local file is hashed as it is read and handed to ONNX Runtime by its name: holding its bytes
+        # here too would keep a second copy of the weights (about 85 MiB) for the life of the process.
+        local = not storage.is_object_store(path)
         try:
-            data = path.read_bytes()
+            data: bytes | str = str(path) if local else storage.read_bytes(path)
+            self.sha256 = file_sha256(path) if local else hashlib.sha256(data).hexdigest()  # type: ignore[arg-type]
         except OSError as exc:
             raise GraphUnavailableError(f"the backbone graph {path} cannot be read ({exc.strerror or exc})") from exc
-        self.sha256 = hashlib.sha256(data).hexdigest()
+        if expected_sha256 is not None and self.sha256 != expected_sha256:
+            raise GraphUnavailableError(
+                f"the backbone graph {path} has sha256 {self.sha256[:12]}, not {expected_sha256[:12]} as recorded; "
+                "it was changed or damaged since it was exported"
+            )
         try:
             self.session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime raises its own classes for a corrupt or foreign file
@@ -133,8 +171,8 @@ class GraphExtractor:
             ) from exc
         if expected_id is not None and self.id != expected_id:
             raise IncompatibleModelError(
-                f"the backbone graph {path} computes features of backbone {self.id!r}, but the model was "
-                f"trained on features of {expected_id!r}"
+                f"its backbone graph (sha256 {self.sha256[:12]}) computes features of backbone {self.id!r}, but the "
+                f"model was trained on features of {expected_id!r}"
             )
         (graph_input,) = self.session.get_inputs()
         if graph_input.name != INPUT or graph_input.type != "tensor(uint8)":

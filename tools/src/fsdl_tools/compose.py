@@ -124,7 +124,7 @@ def torch_index_url(timeout: float = 15) -> str | None:
 
     if "TORCH_INDEX_URL" in os.environ:
         return os.environ["TORCH_INDEX_URL"]
-    found = re.search(r"^ARG TORCH_INDEX_URL=(\S+)", (ROOT / "webapp" / "Dockerfile").read_text(), re.MULTILINE)
+    found = re.search(r"^ARG TORCH_INDEX_URL=(\S+)", (ROOT / "airflow" / "Dockerfile").read_text(), re.MULTILINE)
     if found is None:
         return None
     try:

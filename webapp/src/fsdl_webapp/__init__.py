@@ -19,7 +19,7 @@ __all__ = ["create_app"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Application factory. ``test_config`` overrides settings (tests pass extractor and settings)."""
+    """Application factory. ``test_config`` overrides settings (tests pass settings)."""
     app = Flask(__name__)
     config = test_config or {}
     settings: Settings = config.get("FSDL_SETTINGS") or Settings.from_env()
@@ -65,7 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         throttle,
     )
 
-    services.init_app(app, extractor=config.get("EXTRACTOR"), start_polling=config.get("START_POLLING", True))
+    services.init_app(app, start_polling=config.get("START_POLLING", True))
     # First of the request hooks: a prediction past the latency budget is refused before anything else runs.
     admission.init_app(app, ADMITTED_ENDPOINTS, lambda: services.get_model_service().admission)
     metrics.init_app(app)

@@ -124,6 +124,4 @@ def model():
     served = service.current
     if served is None:
         raise UnavailableError(no_model_message())
-    return jsonify(
-        {**served.describe(), "extractor_backbone_id": service.extractor.id, "last_error": service.last_error}
-    )
+    return jsonify({**served.describe(), "last_error": service.last_error})

@@ -25,6 +25,12 @@ class WebSettings(EnvSettings):
         "",
         "Uploads awaiting feedback and the feedback log (SQLite); empty: FSDL_STORAGE_DIR/webapp.",
     )
+    graph_dir: str = setting(
+        "WEBAPP_GRAPH_DIR",
+        "",
+        "Where the backbone graphs fetched from MLflow are kept, named by sha256 (about 100 MB each); "
+        "empty: graphs/ of WEBAPP_STATE_DIR.",
+    )
     uploads_url: str = setting(
         "WEBAPP_UPLOADS_URL",
         "",

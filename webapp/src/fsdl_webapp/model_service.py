@@ -1,10 +1,13 @@
 """The served model: resolved from the registry alias, checked, swapped atomically on promotion.
 
-One :class:`ModelService` per process holds the feature extractor (ResNet50 loads once, at start)
-and the current classifier. A background thread checks the alias every few seconds; a new version
-is loaded beside the old one and swapped in with one reference assignment, so requests never see a
-half-loaded model. If the new version cannot be loaded, or was trained on features of another
-backbone, the old one keeps serving and the reason is reported by ``status()``.
+One :class:`ModelService` per process holds the current classifier and the backbone graph its features
+come from: the exported ResNet50 that training ran (:mod:`fsdl_lib.graph_store`), fetched from MLflow by
+the sha256 the version records and run with ONNX Runtime, so serving never imports torch. A background
+thread checks the alias every few seconds; a new version (with its graph, unless it shares the served
+one) is loaded beside the old one and swapped in with one reference assignment, so requests never see
+a half-loaded model. If the new version cannot be loaded, its graph is missing or not the one it
+recorded, or it was trained on another backbone's features, the old one keeps serving and the reason
+is reported by ``status()``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,12 +25,18 @@ from PIL import Image
 
 from fsdl_lib import tracking
 from fsdl_lib.classes import SCENE_CLASSES
-from fsdl_lib.exceptions import IncompatibleModelError, ModelNotFoundError, UnsafeModelError
+from fsdl_lib.exceptions import GraphUnavailableError, IncompatibleModelError, ModelNotFoundError, UnsafeModelError
+from fsdl_lib.graph import GraphExtractor
+from fsdl_lib.graph_store import fetch_graph, published_graph
 from fsdl_lib.inference import class_probabilities
 from fsdl_webapp.admission import Admission
 from fsdl_webapp.offload import InferenceRunner
 
 log = logging.getLogger(__name__)
+
+GRAPH_RETRY_SECONDS = 30.0
+"""How long a version whose backbone graph could not be had waits before it is tried again (a fetch
+moves about 100 MB; the poll comes every few seconds)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class ServedModel:
     backbone_id: str
     dataset_version: str | None
     run_id: str | None
+    extractor: GraphExtractor
+    """The backbone graph this version's features come from."""
     loaded_at: float = field(default_factory=time.time)
 
     def describe(self) -> dict[str, Any]:
@@ -46,6 +58,7 @@ class ServedModel:
             "version": self.version,
             "alias": self.alias,
             "backbone_id": self.backbone_id,
+            "graph_sha256": self.extractor.sha256,
             "dataset_version": self.dataset_version,
             "run_id": self.run_id,
             "loaded_at": self.loaded_at,
@@ -62,18 +75,19 @@ class Prediction:
 
 
 class ModelService:
-    """Serves ``models:/<name>@<alias>`` with features from this process's extractor."""
+    """Serves ``models:/<name>@<alias>`` with features from the backbone graph the version records;
+    graphs are kept in ``graph_cache``, a folder of files named by their sha256."""
 
     def __init__(
         self,
-        extractor: Any,
+        graph_cache: Path,
         name: str,
         alias: str,
         poll_seconds: float,
         admission: Admission,
         on_change: Callable[[ServedModel], None] | None = None,
     ) -> None:
-        self.extractor = extractor
+        self.graph_cache = graph_cache
         self.admission = admission
         self.on_change = on_change
         self.name = name
@@ -86,6 +100,7 @@ class ModelService:
         self.last_error: str | None = None
         self.last_check: float | None = None
         self._refused: str | None = None  # a version that can never be served: not tried again
+        self._waiting: tuple[str, float] | None = None  # a version whose graph was missing, and until when it waits
         self._inference = InferenceRunner()
 
     @property
@@ -115,15 +130,21 @@ class ModelService:
                 return False
             if self._refused == str(version.version):
                 return False  # last_error still says why
+            if self._waiting and self._waiting[0] == str(version.version) and time.monotonic() < self._waiting[1]:
+                return False  # its graph was missing a moment ago; last_error says why
             try:
                 served = self._load(version)
             except Exception as exc:
                 refused = isinstance(exc, UnsafeModelError | IncompatibleModelError)
                 if refused:
                     self._refused = str(version.version)  # loading it again would fail the same way
-                # Our own refusals say why; anything else (download errors naming internal URLs, say)
-                # stays in the log, and clients read a generic reason.
-                reason = str(exc) if refused else "it could not be loaded (the server log has the details)"
+                # Our own refusals say why (a missing graph may be published later: tried again at each
+                # check); anything else (download errors naming internal URLs, say) stays in the log,
+                # and clients read a generic reason.
+                ours = refused or isinstance(exc, GraphUnavailableError)
+                if isinstance(exc, GraphUnavailableError):
+                    self._waiting = (str(version.version), time.monotonic() + GRAPH_RETRY_SECONDS)
+                reason = str(exc) if ours else "it could not be loaded (the server log has the details)"
                 self.last_error = f"version {version.version} of {self.name} was not loaded: {reason}"
                 log.error(
                     "version %s of %s was not loaded: %s; %s",
@@ -148,12 +169,9 @@ class ModelService:
 
     def _load(self, version: Any) -> ServedModel:
         backbone = version.tags.get(tracking.TAG_BACKBONE_ID)
-        if backbone != self.extractor.id:
-            raise IncompatibleModelError(
-                f"it was trained on features of backbone {backbone!r}, but this server extracts "
-                f"{self.extractor.id!r}; retrain with the server's settings (FSDL_OFFLINE_WEIGHTS, "
-                "FSDL_IMAGE_SIZE) or serve it with a matching server"
-            )
+        if not backbone:
+            raise IncompatibleModelError("it does not record the backbone its features came from")
+        extractor = self._graph(version.tags, backbone)
         loaded = tracking.load_version(version)
         classes = [str(c) for c in getattr(loaded.model, "classes_", [])]
         if not classes or set(classes) - set(SCENE_CLASSES):
@@ -166,23 +184,34 @@ class ModelService:
             backbone_id=backbone,
             dataset_version=version.tags.get(tracking.TAG_DATASET_VERSION),
             run_id=version.run_id,
+            extractor=extractor,
         )
+
+    def _graph(self, tags: dict[str, str], backbone: str) -> GraphExtractor:
+        """The graph a version's features come from: the served one when it is the same file, else
+        fetched (once: kept in the cache by its sha256), checked and loaded."""
+        run_id, sha256 = published_graph(tags)
+        served = self._current
+        if served is not None and served.extractor.sha256 == sha256 and served.extractor.id == backbone:
+            return served.extractor
+        path = fetch_graph(run_id, sha256, self.graph_cache)
+        return GraphExtractor(path, expected_id=backbone, expected_sha256=sha256, batch_size=1)
 
     def predict(self, image: Image.Image) -> Prediction:
         served = self._current  # one read: the whole request uses the same version
         if served is None:
             raise LookupError("no model is being served")
         classes = [str(c) for c in served.model.classes_]
-        scores, features = self._inference.run(self._scores, served.model, image)
+        scores, features = self._inference.run(self._scores, served, image)
         probabilities = {label: 0.0 for label in SCENE_CLASSES}
         probabilities.update({c: float(p) for c, p in zip(classes, scores, strict=True)})
         label = max(probabilities, key=lambda c: (probabilities[c], -SCENE_CLASSES.index(c)))
         return Prediction(label, probabilities, served, features[0])
 
-    def _scores(self, model: Any, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(self, served: ServedModel, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         start = time.perf_counter()
-        features = self.extractor.extract([image])
-        scores = class_probabilities(model, features)[0]
+        features = served.extractor.extract([image])
+        scores = class_probabilities(served.model, features)[0]
         self.admission.observe(time.perf_counter() - start)  # the service time alone, not the wait for the thread
         return scores, features
 
@@ -192,7 +221,6 @@ class ModelService:
             "serving": served.describe() if served else None,
             "alias": self.alias,
             "model_name": self.name,
-            "extractor_backbone_id": self.extractor.id,
             "last_check": self.last_check,
             "last_error": self.last_error,
             "poll_seconds": self.poll_seconds,

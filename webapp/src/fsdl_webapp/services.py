@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, current_app
 
@@ -54,7 +53,7 @@ def open_records(state_dir: Path, settings: Settings, web: WebSettings) -> Recor
     return Records(predictions, review, ServedHistory(db), DriftLog(db))
 
 
-def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -> None:
+def init_app(app: Flask, *, start_polling: bool = True) -> None:
     # The model poll retries by itself every few seconds: MLflow's own retries (seven, with
     # back-off, minutes in all) would only delay noticing that the registry is back.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -64,17 +63,14 @@ def init_app(app: Flask, *, extractor: Any = None, start_polling: bool = True) -
     if web.mlflow_password:  # the web app's own read-only login, whatever the environment holds
         os.environ["MLFLOW_TRACKING_USERNAME"] = web.mlflow_username
         os.environ["MLFLOW_TRACKING_PASSWORD"] = web.mlflow_password
-    if extractor is None:
-        from fsdl_lib.features import FeatureExtractor
-
-        extractor = FeatureExtractor.from_settings(settings)  # once per process, never per request
     if gevent_patched():  # s3fs's own event loop cannot run under gevent; botocore's blocking client can
         from fsdl_lib.blocking_s3 import use_blocking_s3
 
         use_blocking_s3()
-    records = open_records(Path(app.config["WEB_STATE_DIR"]), settings, web)
+    state_dir = Path(app.config["WEB_STATE_DIR"])
+    records = open_records(state_dir, settings, web)
     service = ModelService(
-        extractor,
+        Path(web.graph_dir) if web.graph_dir else state_dir / "graphs",
         settings.scenes_model_name,
         web.model_alias,
         web.poll_seconds,

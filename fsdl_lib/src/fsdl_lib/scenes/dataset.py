@@ -15,9 +15,11 @@ from fsdl_lib.dataset import FileRecord, dataset_version
 from fsdl_lib.exceptions import FsdlError
 from fsdl_lib.feature_store import FeatureSet, FeatureStore
 from fsdl_lib.features import BackboneId
+from fsdl_lib.graph_store import GraphRef
 
 if TYPE_CHECKING:
     from fsdl_lib.config import Settings
+    from fsdl_lib.feature_store import Extractor
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class SceneDataset:
     version: str
     """One version over both splits (:func:`combined_version`)."""
     splits: Mapping[str, SplitSummary]
+    graph: GraphRef | None = None
+    """The exported backbone graph serving will run on these features (None: no graph was prepared)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class SceneDataset:
                 name: {**asdict(split), "cache": str(split.cache), "skipped": list(split.skipped)}
                 for name, split in self.splits.items()
             },
+            "graph": self.graph.as_dict() if self.graph else None,
         }
 
     @classmethod
@@ -71,7 +76,8 @@ class SceneDataset:
             )
             for name, split in data["splits"].items()
         }
-        return cls(BackboneId.parse(data["backbone_id"]), data["dataset_version"], splits)
+        graph = GraphRef.from_dict(data["graph"]) if data.get("graph") else None
+        return cls(BackboneId.parse(data["backbone_id"]), data["dataset_version"], splits, graph)
 
     def load(self, split: str) -> FeatureSet:
         """The split's cached features, checked to be the ones this description was made from."""
@@ -117,16 +123,33 @@ def plan_extraction(settings: Settings) -> list[dict[str, Any]]:
     return shards
 
 
-def extract_shard(settings: Settings, shard: Mapping[str, Any]) -> dict[str, Any]:
+def extractor_for(settings: Settings, graph: GraphRef | None) -> Extractor:
+    """The engine that extracts fastest here: on a CPU, ONNX Runtime running ``graph`` (the very file
+    serving runs); on a GPU, or without a graph, the eager torch extractor (the reference)."""
+    if graph is not None:
+        from fsdl_lib.features import resolve_device
+
+        if resolve_device(settings.device).type != "cuda":
+            from fsdl_lib.graph import GraphExtractor
+
+            return GraphExtractor(
+                graph.location, expected_id=graph.backbone_id, expected_sha256=graph.sha256,
+                batch_size=settings.batch_size,
+            )  # fmt: skip
+    from fsdl_lib.features import FeatureExtractor  # torch: imported by the task that extracts, not on import
+
+    return FeatureExtractor.from_settings(settings)
+
+
+def extract_shard(settings: Settings, shard: Mapping[str, Any], graph: GraphRef | None = None) -> dict[str, Any]:
     """Extract one shard of :func:`plan_extraction` into :func:`shards_folder`; say where it is."""
     from fsdl_lib.feature_store import extract
-    from fsdl_lib.features import FeatureExtractor  # torch: imported by the task that extracts, not on import
 
     split = shard["split"]
     if split not in SPLITS:
         raise FsdlError(f"a shard of split {split!r}: the splits are {', '.join(SPLITS)}")
     records = [FileRecord(*record) for record in shard["records"]]
-    extractor = FeatureExtractor.from_settings(settings)
+    extractor = extractor_for(settings, graph)
     path, features, skipped = extract(
         settings.scenes_raw_dir / split, records, extractor, shards_folder(settings),
         max_pixels=settings.max_image_pixels,
@@ -134,13 +157,15 @@ def extract_shard(settings: Settings, shard: Mapping[str, Any]) -> dict[str, Any
     return {"split": split, "path": str(path), "images": len(features), "skipped": [list(s) for s in skipped]}
 
 
-def create_dataset(settings: Settings, shards: Sequence[Mapping[str, Any]] = ()) -> SceneDataset:
+def create_dataset(
+    settings: Settings, shards: Sequence[Mapping[str, Any]] = (), graph: GraphRef | None = None
+) -> SceneDataset:
     """Update the feature caches of both splits and describe them for the training tasks. The
     features of ``shards`` (what :func:`extract_shard` returned) are taken in rather than extracted
-    again; their files are removed once the caches hold them."""
-    from fsdl_lib.features import FeatureExtractor  # torch: imported by the task that extracts, not on import
-
-    extractor = FeatureExtractor.from_settings(settings)
+    again; their files are removed once the caches hold them. What is left to extract is extracted
+    with :func:`extractor_for` ``graph``."""
+    extractor = extractor_for(settings, graph)
+    backbone = BackboneId.parse(extractor.id)
     splits: dict[str, SplitSummary] = {}
     records: dict[str, Sequence[FileRecord]] = {}
     for split in SPLITS:
@@ -163,7 +188,7 @@ def create_dataset(settings: Settings, shards: Sequence[Mapping[str, Any]] = ())
         splits[split] = SplitSummary(
             cache, report.version, report.total, report.extracted, tuple(path for path, _ in report.skipped)
         )
-    dataset = SceneDataset(extractor.backbone, combined_version(records), splits)
+    dataset = SceneDataset(backbone, combined_version(records), splits, graph)
     log.info("dataset version %s (backbone %s)", dataset.version, dataset.backbone)
     return dataset
 

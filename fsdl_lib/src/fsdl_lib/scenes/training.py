@@ -76,6 +76,7 @@ def run_tags(dataset: SceneDataset, settings: Settings, dag_run_id: str) -> dict
         **tracking.lineage_tags(dataset.version, code=settings.code_version, dag_run_id=dag_run_id),
         tracking.TAG_BACKBONE_ID: str(dataset.backbone),
         tracking.TAG_WEIGHTS_ID: dataset.backbone.weights,
+        **(dataset.graph.tags if dataset.graph else {}),
     }
 
 
