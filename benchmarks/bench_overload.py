@@ -24,15 +24,9 @@ import time
 from pathlib import Path
 
 import requests
-from bench_serving import BIN, ROOT, percentile, register_model, start_mlflow
+from bench_serving import BIN, OPEN_BUDGETS, ROOT, percentile, register_model, start_mlflow
 
 from fsdl_tools.clients import free_port, wait_for_http
-
-OPEN_BUDGETS = {
-    "WEBAPP_RATE_LIMIT_PREDICT": "1000000/minute",
-    "WEBAPP_UPLOAD_BUDGET": "1000000/hour",
-    "WEBAPP_RATE_LIMIT_DEFAULT": "1000000/minute",
-}
 
 
 def storm(url: str, photos: list[bytes], clients: int, seconds: float, polite: bool = True) -> dict:

@@ -43,6 +43,12 @@ from fsdl_lib.graph import GraphExtractor
 GraphExtractor(sys.argv[1], batch_size=1).extract([Image.new("RGB", (150, 150))])
 print(psutil.Process().memory_info().rss)
 """
+OPEN_BUDGETS = {
+    "WEBAPP_RATE_LIMIT_PREDICT": "1000000/minute",
+    "WEBAPP_UPLOAD_BUDGET": "1000000/hour",
+    "WEBAPP_RATE_LIMIT_DEFAULT": "1000000/minute",
+}
+"""Per-client budgets no benchmark client reaches (they all come from one address)."""
 TORCH_FLOOR = """
 import psutil, sklearn.linear_model, sklearn.svm, torch, torchvision
 from fsdl_lib.features import FeatureExtractor
@@ -208,6 +214,7 @@ def main() -> None:
                                        check=True).stdout)  # fmt: skip
             web_env = {
                 **os.environ,
+                **OPEN_BUDGETS,
                 "FSDL_SCENES_MODEL_NAME": "bench-scenes",
                 "FSDL_OFFLINE_WEIGHTS": "1",
                 "FSDL_DATA_DIR": str(tmp / "data"),

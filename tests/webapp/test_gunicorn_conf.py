@@ -107,13 +107,13 @@ def test_stalled_clients_starve_neither_requests_nor_health_checks(webapp_server
 
 
 def test_the_serving_workers_never_load_torch(webapp_server):
-    """In this venv torch is installed (training needs it), but a serving worker answers from the
-    exported graph on ONNX Runtime: after a prediction its memory maps hold ONNX Runtime's library and
-    none of torch's."""
+    """In this venv torch and pyarrow are installed (training needs them), but a serving worker answers
+    from the exported graph on ONNX Runtime: after a prediction its memory maps hold ONNX Runtime's
+    library and none of torch's or pyarrow's."""
     with (SAMPLE_DIR / "sea" / "10344.jpg").open("rb") as handle:
         response = requests.post(f"{webapp_server.url}/api/v1/predict", files={"image": handle}, timeout=60)
     assert response.status_code == 200, response.text
     (worker,) = psutil.Process(webapp_server.proc.pid).children()
     mapped = {m.path for m in worker.memory_maps()}
     assert any("onnxruntime" in path for path in mapped)
-    assert not [path for path in mapped if "/torch/" in path or "libtorch" in path]
+    assert not [path for path in mapped if "/torch/" in path or "libtorch" in path or "/pyarrow/" in path]

@@ -13,7 +13,7 @@ import resource
 import sys
 import warnings
 
-from fsdl_lib.no_torch import refuse_torch
+from fsdl_lib.lean_imports import refuse_training_imports
 
 MEMORY_LIMIT = 4 * 1024**3
 """Address space a model may take while it is tried (a hostile one asking for more gets MemoryError)."""
@@ -22,7 +22,7 @@ ROWS = 8
 
 def main(argv: list[str]) -> int:
     path, *trusted = argv
-    refuse_torch()  # scikit-learn's array-API support would import it: seconds and hundreds of MiB
+    refuse_training_imports()  # scikit-learn would import torch and pyarrow: seconds and hundreds of MiB
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     try:
         import numpy as np

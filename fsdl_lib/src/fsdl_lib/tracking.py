@@ -254,7 +254,7 @@ def load_sklearn_model(uri: str) -> Any:
     trusts by default plus :data:`TRUSTED_TYPES`, and nothing is ever unpickled, whatever the
     model's MLmodel file claims. Anything else raises :class:`UnsafeModelError` saying why.
     """
-    import skops.io  # imports all of scikit-learn (and torch, unless refused: fsdl_lib.no_torch): only here
+    import skops.io  # imports all of scikit-learn (and torch, unless refused: fsdl_lib.lean_imports): only here
 
     with tempfile.TemporaryDirectory(prefix="fsdl-model-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))

@@ -1,12 +1,12 @@
 """gunicorn settings from the environment: `gunicorn -c python:fsdl_webapp.gunicorn_conf 'fsdl_webapp:create_app()'`."""
 
 from fsdl_lib.config import Settings
-from fsdl_lib.no_torch import refuse_torch
+from fsdl_lib.lean_imports import refuse_training_imports
 from fsdl_webapp.config import WebSettings
 
-# Serving runs the exported backbone graph on ONNX Runtime: torch, where it is installed at all (a
-# training venv), is never loaded by a serving worker, even by libraries that look for it.
-refuse_torch()
+# Serving runs the exported backbone graph on ONNX Runtime: torch and pyarrow, where they are installed
+# at all (a training venv), are never loaded by a serving worker, even by libraries that look for them.
+refuse_training_imports()
 
 _settings = Settings.from_env()
 _web = WebSettings.from_env()
