@@ -117,3 +117,12 @@ def test_the_serving_workers_never_load_torch(webapp_server):
     mapped = {m.path for m in worker.memory_maps()}
     assert any("onnxruntime" in path for path in mapped)
     assert not [path for path in mapped if "/torch/" in path or "libtorch" in path or "/pyarrow/" in path]
+
+
+def test_gunicorn_opens_no_control_socket(webapp_server):
+    """gunicorn 25.1 and later open a control socket by default (its `gunicornc` tool manages the server
+    through it); the web app needs none, so it offers none."""
+    master = psutil.Process(webapp_server.proc.pid)
+    listening = [c.laddr for p in (master, *master.children()) for c in p.net_connections(kind="unix") if c.laddr]
+    assert not [path for path in listening if path.endswith(".ctl")], listening
+    assert "Control server" not in webapp_server.log.read_text()

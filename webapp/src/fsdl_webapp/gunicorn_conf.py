@@ -21,3 +21,6 @@ timeout = 120
 graceful_timeout = 10
 accesslog = "-"
 errorlog = "-"
+# gunicorn's control socket (25.1 and later) would be one more way to manage the server, which nothing here
+# uses; and in the container, where HOME is not writable, trying to create it only logs an error.
+control_socket_disable = True
