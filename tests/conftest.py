@@ -221,6 +221,19 @@ def extractor() -> FeatureExtractor:
     return FeatureExtractor(offline_weights=True, image_size=IMAGE_SIZE, batch_size=8, device="cpu")
 
 
+GRAPH_CACHE: dict[str, Path] = {}
+"""``"dir"``: the one folder of backbone graphs that the session's web apps share (:func:`graph_cache`)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One WEBAPP_GRAPH_DIR for every web app of the session: each would otherwise fetch the same graph
+    (about 100 MB) from MLflow again. Files there are named by sha256 and checked whenever they are
+    used; the tests of the cache itself give their web app a folder of its own."""
+    GRAPH_CACHE["dir"] = tmp_path_factory.mktemp("graphs")
+    return GRAPH_CACHE["dir"]
+
+
 class Registry:
     """Registers real classifiers trained on features of the sample photos, each recording the
     backbone graph it serves with (exported from the test extractor and published, as the DAGs do)."""
@@ -301,6 +314,7 @@ class WebappServer:
             # Nothing shed for being past the latency budget: a busy machine slows inference, and only the
             # tests of the bound itself (tests/webapp/test_admission.py) are about it.
             "WEBAPP_LATENCY_BUDGET_SECONDS": "600",
+            "WEBAPP_GRAPH_DIR": str(GRAPH_CACHE.get("dir", "")),
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None

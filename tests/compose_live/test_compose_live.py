@@ -334,9 +334,14 @@ def test_flywheel_turns_through_the_containers(project):
     assert states == {"merge_feedback": "success", "publish": "success"}
     assert decision["path"] not in stored(project, answers), "the sync left the answer in place"
     assert f"train/{decision['path']}" in stored(project, "s3://fsdl-data/raw/intel_scenes")
-    # Its task log is on the store, and Airflow's API serves it from there.
-    logs = stored(project, "s3://fsdl-logs/airflow")
-    assert [name for name in logs if f"run_id={sync}/" in name and "task_id=merge_feedback/" in name], sorted(logs)
+
+    # Its task log is on the store (uploaded once the task ended: it may land after the run's success),
+    # and Airflow's API serves it from there.
+    def merge_log() -> list[str]:
+        logs = stored(project, "s3://fsdl-logs/airflow")
+        return [name for name in logs if f"run_id={sync}/" in name and "task_id=merge_feedback/" in name]
+
+    wait_until(merge_log, 60, "merge_feedback's log on the store", interval=1)
     assert "merge_feedback" in json.dumps(airflow.task_log("feedback_sync", sync, "merge_feedback"))
 
     run = airflow.wait_for_new_run("intel_scenes_parallel", known, 180)

@@ -23,7 +23,7 @@ from fsdl_webapp import create_app
 from fsdl_webapp.config import WebSettings
 from fsdl_webapp.services import Records, open_records
 from fsdl_webapp.throttle import BUDGETS
-from tests.conftest import IMAGE_SIZE, REVIEWER, SAMPLE_DIR
+from tests.conftest import GRAPH_CACHE, IMAGE_SIZE, REVIEWER, SAMPLE_DIR
 
 UNLIMITED = dict.fromkeys(BUDGETS, "100000/minute")
 """Budgets no test of something else reaches (those tests send bursts from one client); the tests of
@@ -42,7 +42,10 @@ def make_app(tmp_path: Path, model_name: str, *, start_polling: bool = False, se
         offline_weights=True,
         image_size=IMAGE_SIZE,
     )
-    web = {"reviewer_password": REVIEWER[1], "review_sample_rate": 0.0, **UNLIMITED, **web}
+    web = {
+        "reviewer_password": REVIEWER[1], "review_sample_rate": 0.0, "graph_dir": str(GRAPH_CACHE.get("dir", "")),
+        **UNLIMITED, **web,
+    }  # fmt: skip
     web_settings = dataclasses.replace(WebSettings(), state_dir=str(tmp_path / "webapp"), **web)
     return create_app(
         {

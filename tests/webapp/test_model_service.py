@@ -60,14 +60,14 @@ def test_model_of_another_backbone_is_refused_with_a_clear_message(tmp_path, reg
 def test_the_served_graph_is_the_one_the_version_recorded(tmp_path, registry, production_model):
     """Serving runs the graph training published, fetched once into the state folder by its sha256;
     a damaged copy there is fetched again at the next start."""
-    app = make_app(tmp_path, production_model)
+    app = make_app(tmp_path, production_model, graph_dir="")  # the default: graphs/ of the state folder
     served = app.extensions["fsdl_model"].current
     assert served.extractor.sha256 == registry.graph.sha256
     assert served.extractor.id == registry.backbone_id
     cached = tmp_path / "webapp" / "graphs" / f"{registry.graph.sha256}.onnx"
     assert file_sha256(cached) == registry.graph.sha256
     cached.write_bytes(b"damaged")
-    again = make_app(tmp_path, production_model)  # a restart on the same state folder
+    again = make_app(tmp_path, production_model, graph_dir="")  # a restart on the same state folder
     assert again.extensions["fsdl_model"].current.extractor.sha256 == registry.graph.sha256
     assert file_sha256(cached) == registry.graph.sha256
     assert again.test_client().get("/api/v1/model").json["graph_sha256"] == registry.graph.sha256
@@ -77,7 +77,7 @@ def test_the_served_graph_is_the_one_the_version_recorded(tmp_path, registry, pr
 def test_a_version_whose_graph_is_not_the_one_it_recorded_is_refused_and_the_old_one_serves(tmp_path, registry):
     name = f"wrong-graph-{uuid.uuid4().hex[:6]}"
     registry.register(name)
-    app = make_app(tmp_path, name)
+    app = make_app(tmp_path, name, graph_dir="")
     service = app.extensions["fsdl_model"]
     assert service.current.version == "1"
     registry.register(name, graph_tags={**registry.graph.tags, "backbone_graph_sha256": "0" * 64})  # v2
