@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fsdl_lib import storage
 from fsdl_lib.exceptions import GraphUnavailableError, IncompatibleModelError
+from fsdl_lib.tracking import TAG_BACKBONE_ID
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -40,7 +41,6 @@ GRAPH_FOLDER: Final = "graph"
 GRAPH_FILE: Final = "backbone.onnx"
 TAG_GRAPH_SHA256: Final = "backbone_graph_sha256"
 TAG_GRAPH_RUN: Final = "backbone_graph_run_id"
-_TAG_BACKBONE: Final = "backbone_id"  # the same key as tracking.TAG_BACKBONE_ID, on the graph's own run
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def publish_graph(data: bytes, backbone_id: str, sha256: str, *, client: MlflowC
     )
     if found:
         return str(found[0].info.run_id)
-    tags = {_TAG_BACKBONE: backbone_id, TAG_GRAPH_SHA256: sha256}
+    tags = {TAG_BACKBONE_ID: backbone_id, TAG_GRAPH_SHA256: sha256}
     run = client.create_run(experiment, tags=tags, run_name=f"graph {backbone_id}")
     run_id = str(run.info.run_id)
     try:
@@ -160,14 +160,14 @@ def published_graph(tags: Mapping[str, str], *, client: MlflowClient | None = No
 
     if tags.get(TAG_GRAPH_RUN) and tags.get(TAG_GRAPH_SHA256):
         return tags[TAG_GRAPH_RUN], tags[TAG_GRAPH_SHA256]
-    backbone = tags.get(_TAG_BACKBONE)
+    backbone = tags.get(TAG_BACKBONE_ID)
     if not backbone:
         raise GraphUnavailableError("it records neither its backbone graph nor its backbone id")
     client = client or tracking.client()
     experiment = client.get_experiment_by_name(GRAPH_EXPERIMENT)
     runs = [] if experiment is None else client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"tags.{_TAG_BACKBONE} = '{backbone}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.{TAG_BACKBONE_ID} = '{backbone}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )  # fmt: skip
